@@ -1,0 +1,1 @@
+"""Data: video IO, datasets and the synthetic puppet world."""
