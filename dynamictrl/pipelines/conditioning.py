@@ -1,0 +1,183 @@
+"""Pixels and text -> what the DynamiCtrl transformer consumes. Shared by the pipeline and the trainer.
+
+Conventions (those of the official DynamiCtrl release, which follow diffusers' CogVideoX image-to-video pipeline):
+
+* Videos are tensors (B, 3, F, H, W) in [-1, 1]; latents are (B, F', C, H', W') (frames before channels, as the
+  transformer takes them), multiplied by the VAE's ``scaling_factor``.
+* Frame counts: the causal VAE keeps the first frame and compresses every further ``temporal_compression_ratio``
+  frames into one latent frame, so ``num_frames`` must be ``k * ratio + 1`` (49, 37, 13, 9, ... for ratio 4) and
+  ``F' = (num_frames - 1) // ratio + 1``.
+* CogVideoX 1.5 (``patch_size_t`` set) patches latents in pairs of frames, so F' must be a multiple of ``patch_size_t``.
+  As in diffusers' 1.5 image-to-video pipeline, an odd count is padded *at the front* (the extra latent frames are
+  denoised with the rest and dropped before decoding): :func:`latent_frame_padding` says how many.
+* The reference image is encoded as a one-frame video; its latent is frame 0 of a sequence padded with zeros over the
+  remaining latent frames (channel-concatenated with the noise by the caller).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from diffusers.pipelines.cogvideo.pipeline_cogvideox_image2video import retrieve_latents
+from PIL import Image
+
+logger = logging.getLogger(__name__)
+
+
+def num_latent_frames(num_frames: int, temporal_compression_ratio: int, patch_size_t: int | None = None) -> int:
+    """Latent frames the transformer sees for a clip of ``num_frames`` pixel frames.
+
+    ``num_frames`` must be ``k * temporal_compression_ratio + 1`` (k >= 0). With ``patch_size_t`` (CogVideoX 1.5) the
+    count is rounded up to a multiple of it: e.g. ratio 4, 37 frames -> 10; 49 frames -> 13, or 14 with
+    ``patch_size_t=2`` (one padding frame, see :func:`latent_frame_padding`).
+    """
+    check_num_frames(num_frames, temporal_compression_ratio)
+    frames = (num_frames - 1) // temporal_compression_ratio + 1
+    return frames + latent_frame_padding(frames, patch_size_t)
+
+
+def check_num_frames(num_frames: int, temporal_compression_ratio: int) -> int:
+    """Raise ``ValueError`` unless ``num_frames`` is ``k * ratio + 1``; returns it unchanged."""
+    ratio = int(temporal_compression_ratio)
+    if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) or num_frames < 1:
+        raise ValueError(f"num_frames must be a positive integer, got {num_frames!r}")
+    if (num_frames - 1) % ratio:
+        lower = (num_frames - 1) // ratio * ratio + 1
+        raise ValueError(
+            f"num_frames={num_frames} is not k*{ratio}+1 (the VAE compresses {ratio} frames into one after the first); "
+            f"use {lower} or {lower + ratio}"
+        )
+    return int(num_frames)
+
+
+def latent_frame_padding(latent_frames: int, patch_size_t: int | None) -> int:
+    """How many latent frames must be prepended so that ``latent_frames`` is a multiple of ``patch_size_t``."""
+    if not patch_size_t:
+        return 0
+    return (-latent_frames) % patch_size_t
+
+
+def pad_latent_frames(latents: torch.Tensor, patch_size_t: int | None) -> tuple[torch.Tensor, int]:
+    """Prepend copies of latent frame 0 so the count is a multiple of ``patch_size_t``; returns (latents, padding).
+
+    ``latents`` is (B, F', C, H', W'). Drop ``latents[:, padding:]``-style after denoising.
+    """
+    padding = latent_frame_padding(latents.shape[1], patch_size_t)
+    if padding:
+        latents = torch.cat([latents[:, :1].expand(-1, padding, -1, -1, -1), latents], dim=1)
+    return latents, padding
+
+
+def encode_video(
+    vae, video: torch.Tensor, generator: torch.Generator | None = None, sample: bool = True
+) -> torch.Tensor:
+    """Encode a video (B, 3, F, H, W) in [-1, 1] to latents (B, F', C, H', W') × the VAE scaling factor.
+
+    ``sample=False`` takes the posterior mode instead of a sample (deterministic; used for caching).
+    """
+    if video.ndim != 5 or video.shape[1] != 3:
+        raise ValueError(f"encode_video expects (B, 3, F, H, W), got shape {tuple(video.shape)}")
+    check_num_frames(video.shape[2], vae.config.temporal_compression_ratio)
+    video = video.to(device=vae.device, dtype=vae.dtype)
+    latents = retrieve_latents(vae.encode(video), generator, "sample" if sample else "argmax")  # (B, C, F', H', W')
+    return latents.permute(0, 2, 1, 3, 4) * vae.config.scaling_factor  # (B, F', C, H', W')
+
+
+def encode_reference(
+    vae,
+    image: torch.Tensor,
+    num_latent_frames: int,
+    generator: torch.Generator | None = None,
+    scale_latents: bool = True,
+    sample: bool = True,
+) -> torch.Tensor:
+    """Encode the reference image (B, 3, H, W) in [-1, 1] into the image-latent sequence (B, F', C, H', W').
+
+    Frame 0 is the reference latent, frames 1.. are zeros. ``scale_latents=False`` leaves the latent unscaled (×1.0):
+    this is what the official DynamiCtrl code does for VAEs with ``invert_scale_latents`` (CogVideoX 1.5), so its
+    1.5 checkpoints need it; see :func:`official_reference_scaling`.
+    """
+    if image.ndim != 4 or image.shape[1] != 3:
+        raise ValueError(f"encode_reference expects (B, 3, H, W), got shape {tuple(image.shape)}")
+    if num_latent_frames < 1:
+        raise ValueError(f"num_latent_frames must be >= 1, got {num_latent_frames}")
+    image = image.to(device=vae.device, dtype=vae.dtype).unsqueeze(2)  # (B, 3, 1, H, W)
+    latent = retrieve_latents(vae.encode(image), generator, "sample" if sample else "argmax")  # (B, C, 1, H', W')
+    latent = latent.permute(0, 2, 1, 3, 4)  # (B, 1, C, H', W')
+    if scale_latents:
+        latent = latent * vae.config.scaling_factor
+    padding = latent.new_zeros(latent.shape[0], num_latent_frames - 1, *latent.shape[2:])
+    return torch.cat([latent, padding], dim=1)  # (B, F', C, H', W')
+
+
+def official_reference_scaling(vae) -> bool:
+    """``scale_latents`` value that reproduces the official release: False when the VAE sets ``invert_scale_latents``."""
+    return not getattr(vae.config, "invert_scale_latents", False)
+
+
+def encode_prompt(
+    tokenizer,
+    text_encoder,
+    prompt: Sequence[str],
+    max_length: int,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """T5 embeddings (B, L=max_length, D) of a list of prompts, padded/truncated to ``max_length`` tokens."""
+    if isinstance(prompt, str):
+        prompt = [prompt]
+    prompt = list(prompt)
+    if not prompt or not all(isinstance(p, str) for p in prompt):
+        raise ValueError(f"prompt must be a non-empty list of strings, got {prompt!r}")
+    tokens = tokenizer(
+        prompt,
+        padding="max_length",
+        max_length=max_length,
+        truncation=True,
+        add_special_tokens=True,
+        return_tensors="pt",
+    )
+    longest = tokenizer(prompt, padding="longest", return_tensors="pt").input_ids
+    if longest.shape[-1] > max_length:
+        logger.warning("prompt truncated to %d tokens: %r", max_length, prompt)
+    device = device if device is not None else text_encoder.device
+    embeds = text_encoder(tokens.input_ids.to(device))[0]  # (B, L, D)
+    return embeds.to(device=device, dtype=dtype if dtype is not None else embeds.dtype)
+
+
+def frames_to_tensor(frames: np.ndarray | Sequence[Image.Image] | Image.Image) -> torch.Tensor:
+    """uint8 frames (T, H, W, 3), one image (H, W, 3), or PIL images -> float tensor (1, 3, T, H, W) in [-1, 1].
+
+    Greyscale and RGBA inputs are converted to RGB.
+    """
+    if isinstance(frames, Image.Image):
+        frames = [frames]
+    if not isinstance(frames, np.ndarray):
+        frames = np.stack([np.asarray(f.convert("RGB")) for f in frames])
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8, got dtype {frames.dtype}")
+    if frames.ndim == 2 or (frames.ndim == 3 and frames.shape[-1] not in (1, 3, 4)):
+        frames = frames[..., None]  # greyscale (H, W) or (T, H, W)
+    if frames.ndim == 3:
+        frames = frames[None]  # one image -> (1, H, W, C)
+    if frames.ndim != 4 or frames.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"frames must be (T, H, W, 3), got shape {frames.shape}")
+    if frames.shape[-1] == 1:
+        frames = np.repeat(frames, 3, axis=-1)
+    elif frames.shape[-1] == 4:
+        frames = frames[..., :3]
+    tensor = torch.from_numpy(np.ascontiguousarray(frames)).float().div(127.5).sub(1.0)  # (T, H, W, 3)
+    return tensor.permute(3, 0, 1, 2).unsqueeze(0)  # (1, 3, T, H, W)
+
+
+def tensor_to_frames(video: torch.Tensor) -> np.ndarray:
+    """Inverse of :func:`frames_to_tensor`: (3, T, H, W) or (B, 3, T, H, W) in [-1, 1] -> uint8 (T, H, W, 3) or
+    (B, T, H, W, 3)."""
+    if video.ndim not in (4, 5) or video.shape[-4] != 3:
+        raise ValueError(f"expected (3, T, H, W) or (B, 3, T, H, W), got shape {tuple(video.shape)}")
+    video = video.detach().float().cpu().add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8)
+    return video.movedim(-4, -1).numpy()  # (..., T, H, W, 3)
