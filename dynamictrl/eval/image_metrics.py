@@ -6,7 +6,7 @@ published TikTok tables); ``clean`` is what a careful user expects. All function
 | metric | disco | clean |
 |---|---|---|
 | L1 | mean abs error on 0-255, divided by H*W | mean abs error on [0, 1] |
-| SSIM | scikit-image, greyscale uint8, uniform 7x7, data range 255 | RGB, Gaussian 11x11 (sigma 1.5), [0, 1] |
+| SSIM | scikit-image, greyscale uint8, uniform 7x7, data range 255 | RGB, Gaussian 11x11 (sigma 1.5), [0, 1], torchmetrics' reflect-padded borders |
 | PSNR* / PSNR | 20 log10(255 / sqrt(MSE)), float64, 100 when MSE = 0 | 10 log10(1 / MSE) on [0, 1], inf when MSE = 0 |
 | PSNR (legacy) | MSE on uint8 arrays (wraps modulo 256) | not reported |
 """
@@ -117,20 +117,27 @@ def gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
 
 
 def ssim_map_clean(gt: np.ndarray, pred: np.ndarray, window: int = 11, sigma: float = 1.5) -> np.ndarray:
-    """Per-pixel SSIM (valid region, (H-window+1, W-window+1, C)) with a Gaussian window on [0, 1] floats."""
+    """Per-pixel SSIM map (H, W, C) with a Gaussian window on [0, 1] floats.
+
+    Borders follow torchmetrics' ``structural_similarity_index_measure``: frames are reflect-padded by
+    ``window // 2`` and the map covers the whole frame (scikit-image instead drops a border of that width).
+    """
     _check_pair(gt, pred)
-    if min(gt.shape[:2]) < window:
-        raise ValueError(f"clean SSIM needs frames of at least {window}x{window}, got {gt.shape[:2]}")
+    pad = window // 2
+    if min(gt.shape[:2]) <= pad:
+        raise ValueError(f"clean SSIM needs frames larger than {pad}x{pad} (window {window}x{window}), got {gt.shape[:2]}")
     x = torch.from_numpy(gt).to(torch.float64).permute(2, 0, 1)[:, None] / 255.0  # (C, 1, H, W)
     y = torch.from_numpy(pred).to(torch.float64).permute(2, 0, 1)[:, None] / 255.0
+    x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+    y = F.pad(y, (pad, pad, pad, pad), mode="reflect")
     kernel = gaussian_window(window, sigma)[None, None]  # (1, 1, k, k)
     mu_x, mu_y = F.conv2d(x, kernel), F.conv2d(y, kernel)
-    var_x = F.conv2d(x * x, kernel) - mu_x**2
-    var_y = F.conv2d(y * y, kernel) - mu_y**2
+    var_x = (F.conv2d(x * x, kernel) - mu_x**2).clamp(min=0)
+    var_y = (F.conv2d(y * y, kernel) - mu_y**2).clamp(min=0)
     cov = F.conv2d(x * y, kernel) - mu_x * mu_y
     c1, c2 = 0.01**2, 0.03**2
     ssim = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
-    return ssim[:, 0].permute(1, 2, 0).numpy()  # (H', W', C)
+    return ssim[:, 0].permute(1, 2, 0).numpy()  # (H, W, C)
 
 
 def ssim(gt: np.ndarray, pred: np.ndarray, profile: str = "disco") -> float:

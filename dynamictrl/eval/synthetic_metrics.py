@@ -68,9 +68,8 @@ def region_metrics(gt: np.ndarray, pred: np.ndarray, mask: np.ndarray) -> dict[s
     ssim_sum = {"fg": 0.0, "bg": 0.0}
     ssim_count = {"fg": 0, "bg": 0}
     for t in range(len(gt)):
-        smap = ssim_map_clean(gt[t], pred[t]).mean(axis=-1)  # (H-10, W-10): valid region of the 11x11 window
-        off_h, off_w = (gt.shape[1] - smap.shape[0]) // 2, (gt.shape[2] - smap.shape[1]) // 2
-        m = mask[t, off_h : off_h + smap.shape[0], off_w : off_w + smap.shape[1]]
+        smap = ssim_map_clean(gt[t], pred[t]).mean(axis=-1)  # (H, W)
+        m = mask[t]
         ssim_sum["fg"] += float(smap[m].sum())
         ssim_count["fg"] += int(m.sum())
         ssim_sum["bg"] += float(smap[~m].sum())
