@@ -307,7 +307,7 @@ def evaluate(gt_dir: str | Path, pred_dir: str | Path | None = None, baselines=(
         res = sorted(resolutions[p])
         results["profiles"][p] = {
             "resolution": [list(r) for r in res],
-            "resolution_note": f"{cfg.disco_size}x{cfg.disco_size} centre crop (bilinear)" if p == "disco"
+            "resolution_note": "square centre crop, bilinear resize" if p == "disco"
             else "native resolution",
             "frame_count": total_frames,
         }
@@ -403,7 +403,7 @@ def markdown_table(results: dict) -> str:
     syn_keys = [(k, t) for k, t in SYNTHETIC_COLUMNS
                 if any(k in e["synthetic"] for e in results["sources"].values())]
     if syn_keys:
-        lines.append("### synthetic-world metrics (native resolution, values on [0, 1])")
+        lines.append("### synthetic-world metrics (native resolution, pixels on [0, 1]; PSNR in dB)")
         lines.append("| source | " + " | ".join(t for _, t in syn_keys) + " |")
         lines.append("|---" * (len(syn_keys) + 1) + "|")
         for label, entry in results["sources"].items():
