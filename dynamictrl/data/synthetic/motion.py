@@ -105,7 +105,7 @@ def wave(rng: np.random.Generator, tempo: float, travel: bool, direction: float)
 
 
 def jump(rng: np.random.Generator, tempo: float, travel: bool, direction: float) -> PoseFn:
-    height, crouch, arms_up = rng.uniform(0.06, 0.13), rng.uniform(0.5, 1.0), rng.uniform(0.8, 2.6)
+    height, crouch, arms_up = rng.uniform(0.06, 0.13), rng.uniform(0.5, 1.0), rng.uniform(0.6, 2.0)
     ph0, yaw, rest = rng.uniform(0, TAU), _facing(rng, travel, direction), _rest_arms(rng)
     hop = rng.uniform(0.1, 0.22) if travel else 0.0
 
@@ -201,8 +201,8 @@ def dance(rng: np.random.Generator, tempo: float, travel: bool, direction: float
         out.update(yaw=yaw + (0.4 * amp * np.sin(0.5 * b) if "twist" in parts else 0.0), r_knee=0.1, l_knee=0.1)
         if "bounce" in parts:
             for s in "rl":
-                out[f"{s}_knee"] = out[f"{s}_knee"] + 0.5 * amp * _smooth_open(2 * b)
-                out[f"{s}_hip_flex"] = 0.3 * amp * _smooth_open(2 * b)
+                out[f"{s}_knee"] = out[f"{s}_knee"] + 0.5 * amp * _smooth_open(b)
+                out[f"{s}_hip_flex"] = 0.3 * amp * _smooth_open(b)
         if "sway" in parts:
             out["side_lean"] = 0.18 * amp * np.sin(0.5 * b)
             out["x"] = 0.04 * amp * np.sin(0.5 * b)
@@ -318,16 +318,16 @@ class Family:
 
 
 MOTION_FAMILIES: dict[str, Family] = {
-    "walk": Family(walk, (0.6, 1.2), "shared", travel_prob=0.5),
-    "wave": Family(wave, (0.8, 2.2), "shared"),
-    "jump": Family(jump, (0.45, 1.0), "shared", travel_prob=0.4),
+    "walk": Family(walk, (0.5, 1.0), "shared", travel_prob=0.5),
+    "wave": Family(wave, (0.6, 1.8), "shared"),
+    "jump": Family(jump, (0.35, 0.8), "shared", travel_prob=0.4),
     "squat": Family(squat, (0.25, 0.7), "shared"),
     "spin": Family(spin, (0.12, 0.5), "shared"),
-    "dance": Family(dance, (0.7, 1.6), "shared", anchor_feet=False),
+    "dance": Family(dance, (0.5, 1.2), "shared", anchor_feet=False),
     "side_step": Family(side_step, (0.6, 1.2), "val", travel_prob=1.0, anchor_feet=False),
     "arm_circles": Family(arm_circles, (0.4, 1.2), "val"),
-    "jumping_jack": Family(jumping_jack, (0.5, 1.1), "test"),
-    "kick": Family(kick, (0.35, 0.8), "test", anchor_feet=False),
+    "jumping_jack": Family(jumping_jack, (0.4, 0.8), "test"),
+    "kick": Family(kick, (0.3, 0.6), "test", anchor_feet=False),
 }
 
 

@@ -1,0 +1,101 @@
+"""Write puppet-world clips in the official training-data layout (DESIGN.md section 5), plus evaluation extras.
+
+```
+OUT/
+  videos/NAME.mp4            target clip                    (lossless RGB)
+  poses/NAME.mp4             DWPose-style pose video        (lossless RGB)
+  masks/NAME.mp4             person masks, white on black   (lossless RGB)
+  prompts.txt                NAME.mp4#####caption
+  videos.txt                 videos/NAME.mp4
+  references/NAME.png        reference image
+  reference_masks/NAME.png   reference person mask (L, 0/255)
+  backgrounds/NAME.mp4       the background alone           (lossless RGB)
+  meta.jsonl                 one JSON object per clip (the sample's meta, plus "name")
+```
+``NAME`` is ``synth_{split}_{seed:06d}``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing as mp
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from dynamictrl.data.io import write_image, write_video
+from dynamictrl.data.synthetic.world import make_sample
+
+logger = logging.getLogger(__name__)
+
+PROMPT_SEPARATOR = "#####"
+SUBDIRS = ("videos", "poses", "masks", "references", "reference_masks", "backgrounds")
+
+
+def sample_name(split: str, seed: int) -> str:
+    return f"synth_{split}_{seed:06d}"
+
+
+def _write_one(job: tuple) -> tuple[str, str, dict]:
+    out, seed, split, size, frames, style, fps = job
+    sample = make_sample(seed, split=split, size=size, frames=frames, style=style, fps=fps)
+    name = sample_name(split, seed)
+    out = Path(out)
+    write_video(out / "videos" / f"{name}.mp4", sample.video, fps=fps, lossless=True)
+    write_video(out / "poses" / f"{name}.mp4", sample.pose_video, fps=fps, lossless=True)
+    write_video(out / "masks" / f"{name}.mp4", sample.masks, fps=fps, lossless=True)
+    write_video(out / "backgrounds" / f"{name}.mp4", sample.background, fps=fps, lossless=True)
+    write_image(out / "references" / f"{name}.png", sample.reference)
+    write_image(out / "reference_masks" / f"{name}.png", sample.reference_mask)
+    return name, sample.caption, {"name": name, **sample.meta}
+
+
+def write_dataset(
+    out: str | Path,
+    num: int,
+    split: str = "train",
+    size: int = 64,
+    frames: int = 13,
+    style: str = "full",
+    seed: int = 0,
+    workers: int = 1,
+    fps: float = 8.0,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> list[str]:
+    """Generate ``num`` clips with seeds ``seed .. seed + num - 1`` into ``out``; returns their names in order.
+
+    An existing ``prompts.txt`` in ``out`` is an error unless ``overwrite`` (then the index files are rewritten
+    and clips with the same names replaced).
+    """
+    out = Path(out)
+    if num < 1:
+        raise ValueError(f"num must be >= 1, got {num}")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if (out / "prompts.txt").exists() and not overwrite:
+        raise FileExistsError(f"{out / 'prompts.txt'} already exists; pass overwrite=True (--overwrite) to replace it")
+    # Validate the arguments once in this process, so a bad value fails before any worker starts.
+    make_sample(seed, split=split, size=size, frames=1, style=style, fps=fps, render_pose=False)
+    for sub in SUBDIRS:
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    jobs = [(str(out), seed + i, split, size, frames, style, fps) for i in range(num)]
+    bar = tqdm(total=num, desc=f"synthetic {split}", unit="clip", disable=not progress)
+    results = []
+    if workers == 1:
+        for job in jobs:
+            results.append(_write_one(job))
+            bar.update()
+    else:
+        with mp.get_context("spawn").Pool(workers) as pool:
+            for result in pool.imap(_write_one, jobs, chunksize=max(1, min(16, num // (4 * workers)))):
+                results.append(result)
+                bar.update()
+    bar.close()
+    names = [r[0] for r in results]
+    (out / "prompts.txt").write_text("".join(f"{n}.mp4{PROMPT_SEPARATOR}{c}\n" for n, c, _ in results))
+    (out / "videos.txt").write_text("".join(f"videos/{n}.mp4\n" for n in names))
+    (out / "meta.jsonl").write_text("".join(json.dumps(m) + "\n" for _, _, m in results))
+    logger.info("wrote %d synthetic %s clips to %s", num, split, out)
+    return names
