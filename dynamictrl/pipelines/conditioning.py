@@ -113,6 +113,20 @@ def encode_reference(
     return torch.cat([latent, padding], dim=1)  # (B, F', C, H', W')
 
 
+def apply_reference_mask(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mask the reference to the person: image (B, 3, H, W) in [-1, 1] × mask (B or 1, 1, H, W) in [0, 1].
+
+    The background becomes 0 (mid-grey), so only the prompt can draw it (DynamiCtrl's masked-reference mode).
+    """
+    if mask.ndim == 2:
+        mask = mask[None, None]
+    elif mask.ndim == 3:
+        mask = mask[:, None]
+    if mask.shape[-2:] != image.shape[-2:]:
+        raise ValueError(f"mask size {tuple(mask.shape[-2:])} does not match the image size {tuple(image.shape[-2:])}")
+    return image * mask.to(device=image.device, dtype=image.dtype)
+
+
 def official_reference_scaling(vae) -> bool:
     """``scale_latents`` value that reproduces the official release: False when the VAE sets ``invert_scale_latents``."""
     return not getattr(vae.config, "invert_scale_latents", False)

@@ -1,0 +1,543 @@
+"""DynamiCtrlPipeline: reference image + pose video + prompt -> one animated clip.
+
+Structured like diffusers' ``CogVideoXImageToVideoPipeline`` (numbered steps in ``__call__``), with the conventions of
+the official DynamiCtrl release so its checkpoints behave as trained:
+
+* the pose video's first frame is the pose of the reference image, then the driving poses (the output's frame 0 is
+  the reference itself);
+* transformer input = noisy latents ‖ reference latent (frame 0, zeros after) on channels; the pose latents go in
+  separately (× the VAE scaling factor), duplicated with the image latents for classifier-free guidance;
+* guidance is on text only: the unconditional branch keeps the reference and the pose and uses the negative prompt;
+* CogVideoX 1.5 transformers get ``ofs`` (2.0) and latent frames padded at the front to a multiple of
+  ``patch_size_t``, dropped before decoding.
+
+Inputs are resized with the shared policy (:func:`dynamictrl.data.io.resize_and_center_crop`: cover, then centre
+crop).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import PIL.Image
+import torch
+from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
+from diffusers.models.modeling_utils import ModelMixin  # noqa: F401  (lets from_pretrained load our transformer)
+from diffusers.pipelines.cogvideo.pipeline_cogvideox_image2video import retrieve_timesteps
+from diffusers.pipelines.pipeline_utils import DiffusionPipeline
+from diffusers.schedulers import CogVideoXDPMScheduler
+from diffusers.utils import BaseOutput
+from diffusers.utils.torch_utils import randn_tensor
+from diffusers.video_processor import VideoProcessor
+
+from dynamictrl.data.io import resize_and_center_crop, to_uint8
+from dynamictrl.models.transformer import DynamiCtrlTransformer3DModel
+
+from .conditioning import (
+    apply_reference_mask,
+    encode_prompt,
+    encode_reference,
+    encode_video,
+    frames_to_tensor,
+    latent_frame_padding,
+    num_latent_frames,
+    official_reference_scaling,
+    pad_latent_frames,
+)
+
+logger = logging.getLogger(__name__)
+
+OUTPUT_TYPES = ("pil", "np", "pt", "latent")
+
+
+@dataclass
+class DynamiCtrlPipelineOutput(BaseOutput):
+    """``frames``: list (batch) of lists of PIL images, an array (B, T, H, W, 3) in [0, 1], a tensor (B, T, 3, H, W)
+    in [0, 1], or latents (B, F', C, H', W'), depending on ``output_type``."""
+
+    frames: Any
+
+
+class DynamiCtrlPipeline(DiffusionPipeline):
+    """Human image animation with DynamiCtrl.
+
+    Components: ``vae`` (``AutoencoderKLCogVideoX``), ``text_encoder`` + ``tokenizer`` (T5), ``transformer``
+    (:class:`~dynamictrl.models.DynamiCtrlTransformer3DModel`), ``scheduler`` (``CogVideoXDPMScheduler`` or
+    ``CogVideoXDDIMScheduler``).
+
+    Args:
+        scale_reference_latents: multiply the reference latent by the VAE scaling factor. ``None`` (default) follows
+            the official release: scaled, except for VAEs with ``invert_scale_latents`` (CogVideoX 1.5), where the
+            official code (and so its checkpoints) uses 1.0. Saved in ``model_index.json``.
+    """
+
+    model_cpu_offload_seq = "text_encoder->transformer->vae"
+    _optional_components = []
+    _callback_tensor_inputs = ["latents", "prompt_embeds", "negative_prompt_embeds"]
+
+    def __init__(
+        self, tokenizer, text_encoder, vae, transformer, scheduler, scale_reference_latents: bool | None = None
+    ):
+        super().__init__()
+        self.register_modules(
+            tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer, scheduler=scheduler
+        )
+        self.register_to_config(scale_reference_latents=scale_reference_latents)
+        if isinstance(transformer, DynamiCtrlTransformer3DModel):
+            # diffusers resolves a component from a module that also exposes ModelMixin; this one does (see imports)
+            self.register_to_config(transformer=(__name__, type(transformer).__name__))
+        self.vae_scale_factor_spatial = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        self.vae_scale_factor_temporal = self.vae.config.temporal_compression_ratio
+        self.video_processor = VideoProcessor(vae_scale_factor=self.vae_scale_factor_spatial)
+
+    # ------------------------------------------------------------------ memory helpers
+
+    def enable_vae_slicing(self) -> None:
+        """Decode the batch one video at a time (less memory)."""
+        self.vae.enable_slicing()
+
+    def disable_vae_slicing(self) -> None:
+        self.vae.disable_slicing()
+
+    def enable_vae_tiling(self) -> None:
+        """Encode/decode in overlapping spatial tiles (much less memory at high resolution)."""
+        self.vae.enable_tiling()
+
+    def disable_vae_tiling(self) -> None:
+        self.vae.disable_tiling()
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def size_multiple(self) -> int:
+        """Height and width must be multiples of this (VAE spatial factor × transformer patch size)."""
+        return self.vae_scale_factor_spatial * self.transformer.config.patch_size
+
+    @property
+    def default_num_frames(self) -> int:
+        return int(self.transformer.config.sample_frames)
+
+    @property
+    def guidance_scale(self) -> float:
+        return self._guidance_scale
+
+    @property
+    def do_classifier_free_guidance(self) -> bool:
+        return self._guidance_scale > 1.0 and self.transformer.config.use_text
+
+    @property
+    def num_timesteps(self) -> int:
+        return self._num_timesteps
+
+    @property
+    def interrupt(self) -> bool:
+        return self._interrupt
+
+    # ------------------------------------------------------------------ input handling
+
+    def check_inputs(
+        self,
+        image,
+        pose_video,
+        prompt,
+        negative_prompt,
+        reference_mask,
+        num_frames: int,
+        height: int,
+        width: int,
+        output_type: str,
+        latents: torch.Tensor | None = None,
+        prompt_embeds: torch.Tensor | None = None,
+        negative_prompt_embeds: torch.Tensor | None = None,
+        callback_on_step_end_tensor_inputs: Sequence[str] | None = None,
+    ) -> None:
+        """Raise ``ValueError`` naming the bad value and what is allowed."""
+        if image is None:
+            raise ValueError("image is required: the reference image (PIL image, uint8 array (H, W, 3) or tensor)")
+        if not isinstance(image, (PIL.Image.Image, np.ndarray, torch.Tensor)):
+            raise ValueError(f"image must be a PIL image, a numpy array or a torch tensor, got {type(image).__name__}")
+        mult = self.size_multiple
+        for name, value in (("height", height), ("width", width)):
+            if not isinstance(value, int) or value <= 0 or value % mult:
+                raise ValueError(
+                    f"{name}={value!r} must be a positive multiple of {mult} (VAE factor "
+                    f"{self.vae_scale_factor_spatial} × patch size {self.transformer.config.patch_size})"
+                )
+        num_latent_frames(num_frames, self.vae_scale_factor_temporal)  # raises for frame counts that are not 4k+1
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type={output_type!r} is not one of {OUTPUT_TYPES}")
+        if self.transformer.config.pose_control != "none":
+            if pose_video is None:
+                raise ValueError(
+                    f"pose_video is required for pose_control={self.transformer.config.pose_control!r}: rendered pose "
+                    "frames, first the reference image's pose, then the driving poses"
+                )
+            available = _num_frames(pose_video)
+            if available == 0:
+                raise ValueError("pose_video is empty (0 frames)")
+            if available < num_frames:
+                raise ValueError(
+                    f"pose_video has {available} frames but num_frames={num_frames} were asked for; pass "
+                    f"num_frames <= {available} (a k*{self.vae_scale_factor_temporal}+1 count), or animate the whole "
+                    "video with the long-video sampler (dynamictrl.pipelines.long_video.sample_long_video, "
+                    "scripts/sample_long.py)"
+                )
+        if reference_mask is not None:
+            mask_hw = _spatial_size(reference_mask, is_mask=True)
+            image_hw = _spatial_size(image)
+            if mask_hw != image_hw:
+                raise ValueError(f"reference_mask has size {mask_hw} (H, W) but the image has size {image_hw}")
+        if self.transformer.config.use_text:
+            if prompt is None and prompt_embeds is None:
+                raise ValueError("give prompt (str or list of str) or prompt_embeds; this model uses text")
+            if prompt is not None and prompt_embeds is not None:
+                raise ValueError("give prompt or prompt_embeds, not both")
+            if prompt is not None and not (
+                isinstance(prompt, str)
+                or (isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt))
+            ):
+                raise ValueError(f"prompt must be a string or a non-empty list of strings, got {prompt!r}")
+            if negative_prompt is not None and negative_prompt_embeds is not None:
+                raise ValueError("give negative_prompt or negative_prompt_embeds, not both")
+            if prompt_embeds is not None and negative_prompt_embeds is not None:
+                if prompt_embeds.shape != negative_prompt_embeds.shape:
+                    raise ValueError(
+                        f"prompt_embeds {tuple(prompt_embeds.shape)} and negative_prompt_embeds "
+                        f"{tuple(negative_prompt_embeds.shape)} must have the same shape"
+                    )
+        if callback_on_step_end_tensor_inputs is not None:
+            bad = [k for k in callback_on_step_end_tensor_inputs if k not in self._callback_tensor_inputs]
+            if bad:
+                raise ValueError(f"callback_on_step_end_tensor_inputs {bad} not in {self._callback_tensor_inputs}")
+
+    def _prepare_image(self, image, height: int, width: int, reference_mask=None) -> torch.Tensor:
+        """Reference (1, 3, H, W) in [-1, 1], resized with the shared policy and masked when a mask is given."""
+        if isinstance(image, torch.Tensor):
+            tensor = image.detach().float()
+            if tensor.ndim == 3:
+                tensor = tensor[None]
+            if tensor.ndim != 4 or tensor.shape[1] not in (1, 3):
+                raise ValueError(
+                    f"a tensor image must be (3, H, W) or (1, 3, H, W) in [-1, 1], got {tuple(image.shape)}"
+                )
+            tensor = tensor.expand(-1, 3, -1, -1) if tensor.shape[1] == 1 else tensor
+            if tuple(tensor.shape[-2:]) != (height, width):
+                frames = ((tensor[0].permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).byte().cpu().numpy()
+                tensor = frames_to_tensor(resize_and_center_crop(frames, height, width))[:, :, 0]
+        else:
+            tensor = frames_to_tensor(resize_and_center_crop(_image_to_uint8(image), height, width))[:, :, 0]
+        if reference_mask is not None:
+            mask = resize_and_center_crop(_mask_to_uint8(reference_mask), height, width, resample=PIL.Image.NEAREST)
+            tensor = apply_reference_mask(tensor, torch.from_numpy(mask.astype(np.float32) / 255.0))
+        return tensor  # (1, 3, H, W)
+
+    def _prepare_pose(self, pose_video, num_frames: int, height: int, width: int) -> torch.Tensor:
+        """Pose video (1, 3, F, H, W) in [-1, 1]: its first ``num_frames`` frames, resized with the shared policy."""
+        if isinstance(pose_video, torch.Tensor):
+            video = pose_video.detach().float()
+            video = video[None] if video.ndim == 4 else video
+            if video.ndim != 5 or video.shape[1] != 3:
+                raise ValueError(
+                    f"a tensor pose_video must be (3, F, H, W) or (1, 3, F, H, W), got {tuple(video.shape)}"
+                )
+            video = video[:, :, :num_frames]
+            if tuple(video.shape[-2:]) != (height, width):
+                frames = ((video[0].permute(1, 2, 3, 0) + 1) * 127.5).round().clamp(0, 255).byte().cpu().numpy()
+                video = frames_to_tensor(resize_and_center_crop(frames, height, width))
+            return video
+        if isinstance(pose_video, np.ndarray):
+            frames = to_uint8(pose_video)[:num_frames]
+        else:
+            frames = np.stack([_image_to_uint8(f) for f in list(pose_video)[:num_frames]])
+        if frames.ndim == 3:
+            frames = np.repeat(frames[..., None], 3, axis=-1)
+        elif frames.shape[-1] == 4:
+            frames = frames[..., :3]
+        return frames_to_tensor(resize_and_center_crop(frames, height, width))
+
+    def _reference_scaling(self, override: bool | None) -> bool:
+        if override is not None:
+            return override
+        if self.config.get("scale_reference_latents") is not None:
+            return bool(self.config.scale_reference_latents)
+        return official_reference_scaling(self.vae)
+
+    def prepare_extra_step_kwargs(self, generator, eta: float) -> dict[str, Any]:
+        params = set(inspect.signature(self.scheduler.step).parameters)
+        kwargs = {}
+        if "eta" in params:
+            kwargs["eta"] = eta
+        if "generator" in params:
+            kwargs["generator"] = generator
+        return kwargs
+
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """(B, F', C, H', W') scaled latents -> (B, 3, F, H, W) in [-1, 1]."""
+        latents = latents.permute(0, 2, 1, 3, 4) / self.vae.config.scaling_factor
+        return self.vae.decode(latents.to(self.vae.dtype)).sample
+
+    # ------------------------------------------------------------------ call
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        image=None,
+        pose_video=None,
+        prompt: str | list[str] | None = None,
+        negative_prompt: str | list[str] | None = None,
+        reference_mask=None,
+        num_frames: int | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        num_inference_steps: int = 25,
+        timesteps: list[int] | None = None,
+        guidance_scale: float = 3.0,
+        eta: float = 0.0,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        latents: torch.Tensor | None = None,
+        prompt_embeds: torch.Tensor | None = None,
+        negative_prompt_embeds: torch.Tensor | None = None,
+        output_type: str = "pil",
+        return_dict: bool = True,
+        attention_kwargs: dict[str, Any] | None = None,
+        callback_on_step_end: Callable | PipelineCallback | MultiPipelineCallbacks | None = None,
+        callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+        max_sequence_length: int | None = None,
+        ofs: float = 2.0,
+        scale_reference_latents: bool | None = None,
+    ):
+        """Animate ``image`` with ``pose_video``.
+
+        Args:
+            image: reference image (PIL, uint8 array (H, W[, 3|4]), or tensor (3, H, W) in [-1, 1]); RGBA and
+                greyscale are converted.
+            pose_video: rendered pose frames (uint8 (T, H, W, 3), list of PIL images, or tensor (3, T, H, W) in
+                [-1, 1]); frame 0 should be the reference image's pose. Its first ``num_frames`` frames are used.
+            prompt / negative_prompt: text; ignored by ``use_text=False`` models.
+            reference_mask: person mask of the reference (same size as ``image``; uint8, bool or float in [0, 1]);
+                the background becomes grey so the prompt alone draws it.
+            num_frames: ``k*4+1`` frames (default: the transformer's ``sample_frames``).
+            height, width: output size, multiples of :attr:`size_multiple` (default: the transformer's sample size).
+            guidance_scale: text classifier-free guidance; ``<= 1`` turns it off (one transformer pass per step).
+            output_type: ``"pil"``, ``"np"``, ``"pt"`` or ``"latent"``.
+            callback_on_step_end: ``fn(pipe, step, timestep, tensors) -> dict`` after every step, as in diffusers.
+            ofs: CogVideoX 1.5's ofs condition, used only when the transformer has an ofs embedding.
+            scale_reference_latents: see the class docstring; ``None`` uses the pipeline's setting.
+        Returns:
+            :class:`DynamiCtrlPipelineOutput` (or a tuple when ``return_dict=False``).
+        """
+        if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
+            callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
+        cfg = self.transformer.config
+        height = height or cfg.sample_height * self.vae_scale_factor_spatial
+        width = width or cfg.sample_width * self.vae_scale_factor_spatial
+        num_frames = num_frames or self.default_num_frames
+        max_sequence_length = max_sequence_length or cfg.max_text_seq_length
+
+        # 1. Check inputs
+        self.check_inputs(
+            image,
+            pose_video,
+            prompt,
+            negative_prompt,
+            reference_mask,
+            num_frames,
+            height,
+            width,
+            output_type,
+            latents,
+            prompt_embeds,
+            negative_prompt_embeds,
+            callback_on_step_end_tensor_inputs,
+        )
+        self._guidance_scale = guidance_scale
+        self._attention_kwargs = attention_kwargs
+        self._interrupt = False
+        device = self._execution_device
+        dtype = self.transformer.dtype
+        do_cfg = self.do_classifier_free_guidance
+
+        # 2. Encode the prompt (use_text=False models skip the text encoder)
+        if cfg.use_text:
+            if prompt_embeds is None:
+                prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+                prompt_embeds = encode_prompt(
+                    self.tokenizer, self.text_encoder, prompts, max_sequence_length, device, dtype
+                )
+            batch_size = prompt_embeds.shape[0]
+            if do_cfg:
+                if negative_prompt_embeds is None:
+                    negative = negative_prompt or ""
+                    negative = [negative] * batch_size if isinstance(negative, str) else list(negative)
+                    if len(negative) != batch_size:
+                        raise ValueError(f"negative_prompt has {len(negative)} entries but prompt has {batch_size}")
+                    negative_prompt_embeds = encode_prompt(
+                        self.tokenizer, self.text_encoder, negative, max_sequence_length, device, dtype
+                    )
+                prompt_embeds = torch.cat([negative_prompt_embeds.to(device, dtype), prompt_embeds.to(device, dtype)])
+        else:
+            if prompt is not None or prompt_embeds is not None:
+                logger.info("this model was trained without text (use_text=False): the prompt is ignored")
+            batch_size = 1 if not isinstance(prompt, list) else len(prompt)
+            prompt_embeds = None
+        if do_cfg is False and guidance_scale > 1.0 and not cfg.use_text:
+            logger.info("guidance is on text only, and this model uses none: guidance_scale is ignored")
+
+        # 3. Timesteps
+        timesteps, num_inference_steps = retrieve_timesteps(self.scheduler, num_inference_steps, device, timesteps)
+        self._num_timesteps = len(timesteps)
+
+        # 4. Condition latents: reference (frame 0, zeros after) and pose, both from the one VAE
+        latent_frames = num_latent_frames(num_frames, self.vae_scale_factor_temporal, cfg.patch_size_t)
+        padding = latent_frame_padding((num_frames - 1) // self.vae_scale_factor_temporal + 1, cfg.patch_size_t)
+        reference = self._prepare_image(image, height, width, reference_mask).to(device)
+        image_latents = encode_reference(
+            self.vae,
+            reference,
+            latent_frames,
+            generator=_first(generator),
+            scale_latents=self._reference_scaling(scale_reference_latents),
+        ).to(device, dtype)  # (1, F', C, H', W')
+        image_latents = image_latents.expand(batch_size, -1, -1, -1, -1)
+        pose_latents = None
+        if cfg.pose_control != "none":
+            pose = self._prepare_pose(pose_video, num_frames, height, width).to(device)
+            pose_latents = encode_video(self.vae, pose, generator=_first(generator)).to(device, dtype)
+            pose_latents, _ = pad_latent_frames(pose_latents, cfg.patch_size_t)  # (1, F', C, H', W')
+            pose_latents = pose_latents.expand(batch_size, -1, -1, -1, -1)
+
+        # 5. Initial noise
+        shape = (batch_size, latent_frames, self.vae.config.latent_channels, *image_latents.shape[-2:])
+        if latents is None:
+            latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+        elif tuple(latents.shape) != shape:
+            raise ValueError(f"latents has shape {tuple(latents.shape)}; expected {shape}")
+        latents = latents.to(device, dtype) * self.scheduler.init_noise_sigma
+
+        # 6. Positional and ofs embeddings, scheduler kwargs
+        rotary = self.transformer.rotary_embedding(latent_frames, shape[-2], shape[-1], device)
+        ofs_emb = None if cfg.ofs_embed_dim is None else latents.new_full((1,), float(ofs))
+        extra_step_kwargs = self.prepare_extra_step_kwargs(generator, eta)
+
+        # 7. Denoising loop
+        copies = 2 if do_cfg else 1
+        image_input = torch.cat([image_latents] * copies)
+        pose_input = None if pose_latents is None else torch.cat([pose_latents] * copies)
+        old_pred_original_sample = None
+        num_warmup_steps = max(len(timesteps) - num_inference_steps * self.scheduler.order, 0)
+        with self.progress_bar(total=num_inference_steps) as progress_bar:
+            for i, t in enumerate(timesteps):
+                if self.interrupt:
+                    continue
+                model_input = self.scheduler.scale_model_input(torch.cat([latents] * copies), t)
+                model_input = torch.cat([model_input, image_input], dim=2)  # (B·copies, F', 2C, H', W')
+                noise_pred = self.transformer(
+                    hidden_states=model_input,
+                    encoder_hidden_states=prompt_embeds,
+                    timestep=t.expand(model_input.shape[0]),
+                    pose_latents=pose_input,
+                    image_rotary_emb=rotary,
+                    ofs=ofs_emb,
+                    attention_kwargs=attention_kwargs,
+                    return_dict=False,
+                )[0].float()
+                if do_cfg:
+                    uncond, cond = noise_pred.chunk(2)
+                    noise_pred = uncond + guidance_scale * (cond - uncond)
+                if isinstance(self.scheduler, CogVideoXDPMScheduler):
+                    latents, old_pred_original_sample = self.scheduler.step(
+                        noise_pred,
+                        old_pred_original_sample,
+                        t,
+                        timesteps[i - 1] if i > 0 else None,
+                        latents,
+                        **extra_step_kwargs,
+                        return_dict=False,
+                    )
+                else:
+                    latents = self.scheduler.step(noise_pred, t, latents, **extra_step_kwargs, return_dict=False)[0]
+                latents = latents.to(dtype)
+
+                if callback_on_step_end is not None:
+                    tensors = {"latents": latents, "prompt_embeds": prompt_embeds}
+                    tensors["negative_prompt_embeds"] = negative_prompt_embeds
+                    outputs = callback_on_step_end(
+                        self, i, t, {k: tensors[k] for k in callback_on_step_end_tensor_inputs}
+                    )
+                    latents = outputs.pop("latents", latents)
+                    prompt_embeds = outputs.pop("prompt_embeds", prompt_embeds)
+                if i == len(timesteps) - 1 or ((i + 1) > num_warmup_steps and (i + 1) % self.scheduler.order == 0):
+                    progress_bar.update()
+
+        # 8. Decode (dropping CogVideoX 1.5's padding frames)
+        latents = latents[:, padding:]
+        if output_type == "latent":
+            video = latents
+        else:
+            # an even latent count decodes to 4·F' frames (the VAE's first-frame rule applies to odd counts only);
+            # like the official release, keep the first num_frames
+            decoded = self.decode_latents(latents)[:, :, :num_frames]  # (B, 3, F, H, W)
+            video = self.video_processor.postprocess_video(decoded, output_type=output_type)
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return (video,)
+        return DynamiCtrlPipelineOutput(frames=video)
+
+
+# ---------------------------------------------------------------------- input conversion helpers
+
+
+def _first(generator):
+    return generator[0] if isinstance(generator, list) else generator
+
+
+def _num_frames(video) -> int:
+    if isinstance(video, torch.Tensor):
+        return int(video.shape[-3]) if video.ndim >= 4 else 0
+    if isinstance(video, np.ndarray):
+        return int(video.shape[0]) if video.ndim >= 3 else 0
+    return len(video)
+
+
+def _image_to_uint8(image) -> np.ndarray:
+    """PIL or array image -> uint8 (H, W, 3); RGBA, palette and greyscale are converted."""
+    if isinstance(image, PIL.Image.Image):
+        return np.asarray(image.convert("RGB"))
+    array = to_uint8(np.asarray(image))
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"an image must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got shape {array.shape}")
+    if array.shape[-1] == 1:
+        return np.repeat(array, 3, axis=-1)
+    return array[..., :3]
+
+
+def _mask_to_uint8(mask) -> np.ndarray:
+    """Mask (PIL, array or tensor; bool, uint8 or float in [0, 1]; greyscale, RGB or RGBA) -> uint8 (H, W)."""
+    if isinstance(mask, PIL.Image.Image):
+        return np.asarray(mask.convert("L"))
+    if isinstance(mask, torch.Tensor):
+        mask = mask.detach().float().cpu().numpy()
+    array = to_uint8(np.asarray(mask).squeeze())
+    if array.ndim == 3 and array.shape[-1] in (3, 4):
+        array = array[..., :3].max(axis=-1)
+    if array.ndim != 2:
+        raise ValueError(f"reference_mask must be one (H, W) mask, got shape {np.asarray(mask).shape}")
+    return array
+
+
+def _spatial_size(value, is_mask: bool = False) -> tuple[int, int]:
+    if isinstance(value, PIL.Image.Image):
+        return value.height, value.width
+    if isinstance(value, torch.Tensor):
+        return tuple(int(s) for s in value.shape[-2:])
+    array = np.asarray(value)
+    if is_mask:
+        array = array.squeeze()
+    return (array.shape[0], array.shape[1]) if array.ndim in (2, 3) else tuple(array.shape[-2:])
