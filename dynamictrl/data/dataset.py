@@ -1,0 +1,379 @@
+"""Training data in the official DynamiCtrl layout, read as pixels or as pre-computed latents.
+
+Layout (DESIGN.md §5)::
+
+    DATA_ROOT/
+      videos/NAME.mp4        target clips
+      poses/NAME.mp4         rendered pose videos, same frame count and size
+      masks/NAME.mp4|png     optional person masks (white = person)
+      prompts.txt            NAME.mp4#####caption   (one line per clip)
+      videos.txt             optional index: one video path per line (relative to DATA_ROOT or absolute)
+
+A sample is ``num_frames`` frames taken every ``frame_stride`` frames (random start), resized and centre-cropped
+with the inference policy (:func:`dynamictrl.data.io.resize_and_center_crop`). The reference image is the first
+sampled frame and the pose clip covers the same frames, so the pose video's first frame is the reference's pose:
+the official release's convention. With a mask, the reference is masked to the person (background black) with
+probability ``reference_mask_prob``.
+
+An unreadable video is skipped (the next clip is used instead) and counted in the sample's ``skipped`` field so the
+trainer can log it; a dataset with missing pose files fails at construction, listing them.
+
+Randomness is a pure function of ``(seed, epoch, index)``: the sampler yields ``(index, epoch)`` pairs, so a resumed
+run reads exactly the clips (and crops, masks) the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from .io import IMAGE_SUFFIXES, VideoReadError, read_image, read_video, resize_and_center_crop
+
+logger = logging.getLogger(__name__)
+
+PROMPT_SEPARATOR = "#####"
+LATENT_INDEX = "index.json"
+
+
+# ---------------------------------------------------------------------------------------------------- the layout
+
+
+def read_prompts(path: Path) -> dict[str, str]:
+    """``prompts.txt`` as ``{video file name: caption}``; a line without the ``#####`` separator is an error."""
+    prompts: dict[str, str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        if PROMPT_SEPARATOR not in line:
+            raise ValueError(f"{path}:{number}: expected 'NAME.mp4{PROMPT_SEPARATOR}caption', got {line[:80]!r}")
+        name, caption = line.split(PROMPT_SEPARATOR, 1)
+        prompts[Path(name.strip()).name] = caption.strip()
+    return prompts
+
+
+def list_clips(root: str | Path) -> list[dict[str, Any]]:
+    """The clips of a dataset folder: ``[{name, video, pose, mask, prompt}]``.
+
+    Raises ``FileNotFoundError`` when the folder or ``videos/`` is missing and ``ValueError`` listing every clip
+    without a pose video (or without a caption when ``prompts.txt`` exists).
+    """
+    root = Path(root)
+    if not (root / "videos").is_dir():
+        raise FileNotFoundError(f"{root}: expected a dataset folder with videos/ and poses/ (see docs/training.md)")
+    if (root / "videos.txt").is_file():
+        videos = []
+        for line in (root / "videos.txt").read_text().splitlines():
+            if line.strip():
+                path = Path(line.strip())
+                videos.append(path if path.is_absolute() else root / path)
+    else:
+        videos = sorted(p for p in (root / "videos").iterdir() if p.is_file() and not p.name.startswith("."))
+    if not videos:
+        raise ValueError(f"{root}/videos: no videos found")
+    prompts = read_prompts(root / "prompts.txt") if (root / "prompts.txt").is_file() else None
+
+    clips, missing_pose, missing_prompt = [], [], []
+    for video in videos:
+        pose = root / "poses" / video.name
+        if not pose.is_file():
+            missing_pose.append(str(pose))
+        if prompts is not None and video.name not in prompts:
+            missing_prompt.append(video.name)
+        mask = None
+        for candidate in [root / "masks" / video.name] + [
+            root / "masks" / (video.stem + suffix) for suffix in IMAGE_SUFFIXES
+        ]:
+            if candidate.is_file():
+                mask = candidate
+                break
+        prompt = prompts.get(video.name, "") if prompts is not None else ""
+        clips.append(dict(name=video.stem, video=video, pose=pose, mask=mask, prompt=prompt))
+    if missing_pose:
+        raise ValueError(
+            f"{root}: {len(missing_pose)} of {len(videos)} videos have no pose video: "
+            + ", ".join(missing_pose[:20])
+            + (" ..." if len(missing_pose) > 20 else "")
+            + " (render them with tools/extract_pose.py)"
+        )
+    if missing_prompt:
+        raise ValueError(
+            f"{root}/prompts.txt has no caption for {len(missing_prompt)} videos: "
+            + ", ".join(missing_prompt[:20])
+            + (" ..." if len(missing_prompt) > 20 else "")
+        )
+    return clips
+
+
+def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    """The random generator of one sample: a pure function of the run seed, the epoch and the clip index."""
+    return np.random.default_rng([seed, epoch, index])
+
+
+def clip_indices(num_available: int, num_frames: int, stride: int, rng: np.random.Generator | None) -> np.ndarray:
+    """Frame indices of one clip (random start when ``rng`` is given, else 0). Raises ``ValueError`` if too short."""
+    span = (num_frames - 1) * stride + 1
+    if num_available < span:
+        raise ValueError(f"needs {span} frames ({num_frames} every {stride}), has {num_available}")
+    start = int(rng.integers(0, num_available - span + 1)) if rng is not None else 0
+    return start + stride * np.arange(num_frames)
+
+
+def to_model_range(frames: np.ndarray) -> torch.Tensor:
+    """uint8 frames (T, H, W, 3) -> float tensor (3, T, H, W) in [-1, 1]."""
+    return torch.from_numpy(frames).permute(3, 0, 1, 2).float().div(127.5).sub(1.0)
+
+
+# ---------------------------------------------------------------------------------------------------- pixel data
+
+
+class VideoPoseDataset(Dataset):
+    """Clips, pose clips and reference images read from the official layout.
+
+    ``dataset[(index, epoch)]`` (or ``dataset[index]`` for epoch 0) returns::
+
+        video      (3, F, H, W) float in [-1, 1]   target clip
+        pose       (3, F, H, W) float in [-1, 1]   pose clip; frame 0 is the reference's pose
+        reference  (3, H, W)    float in [-1, 1]   first clip frame, masked to the person with reference_mask_prob
+        prompt     str
+        name       str
+        skipped    int   unreadable clips skipped to produce this sample
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        num_frames: int,
+        height: int,
+        width: int,
+        frame_stride: int = 1,
+        random_start: bool = True,
+        reference_mask_prob: float = 0.0,
+        seed: int = 0,
+    ):
+        self.root = Path(root)
+        self.clips = list_clips(self.root)
+        self.num_frames, self.height, self.width = num_frames, height, width
+        self.frame_stride = frame_stride
+        self.random_start = random_start
+        self.reference_mask_prob = reference_mask_prob
+        self.seed = seed
+        self._bad: set[int] = set()
+        if reference_mask_prob > 0 and not any(clip["mask"] for clip in self.clips):
+            raise ValueError(
+                f"data.reference_mask_prob={reference_mask_prob} but {self.root}/masks has no masks "
+                "(make them with tools/make_masks.py)"
+            )
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        index, epoch = key if isinstance(key, tuple) else (key, 0)
+        skipped = 0
+        for attempt in range(len(self.clips)):
+            current = (index + attempt) % len(self.clips)
+            if current in self._bad:
+                skipped += 1
+                continue
+            try:
+                sample = self._load(current, sample_rng(self.seed, epoch, current))
+            except (VideoReadError, ValueError) as err:
+                self._bad.add(current)
+                skipped += 1
+                logger.warning("skipping clip %s: %s", self.clips[current]["name"], err)
+                continue
+            sample["skipped"] = skipped
+            return sample
+        raise RuntimeError(f"{self.root}: no readable clip left ({len(self._bad)} unreadable)")
+
+    def _load(self, index: int, rng: np.random.Generator) -> dict[str, Any]:
+        clip = self.clips[index]
+        frames, _ = read_video(clip["video"])  # (T, H, W, 3)
+        poses, _ = read_video(clip["pose"])  # (T, H, W, 3)
+        if len(poses) != len(frames):
+            raise ValueError(f"{clip['pose']} has {len(poses)} frames, {clip['video']} has {len(frames)}")
+        idx = clip_indices(len(frames), self.num_frames, self.frame_stride, rng if self.random_start else None)
+        video = resize_and_center_crop(frames[idx], self.height, self.width)  # (F, H, W, 3)
+        pose = resize_and_center_crop(poses[idx], self.height, self.width)  # (F, H, W, 3)
+        reference = video[0].copy()  # (H, W, 3)
+        mask_draw = rng.random()
+        if clip["mask"] is not None and mask_draw < self.reference_mask_prob:
+            reference = reference * self._person_mask(clip["mask"], int(idx[0]))[..., None]
+        return dict(
+            video=to_model_range(video),
+            pose=to_model_range(pose),
+            reference=to_model_range(reference[None])[:, 0],
+            prompt=clip["prompt"],
+            name=clip["name"],
+        )
+
+    def _person_mask(self, path: Path, frame: int) -> np.ndarray:
+        """Binary person mask (H, W) uint8 of the given frame, resized and cropped like the frames."""
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            mask = read_image(path)[None]  # (1, h, w, 3)
+        else:
+            masks, _ = read_video(path)  # (T, h, w, 3)
+            if frame >= len(masks):
+                raise ValueError(f"{path} has {len(masks)} frames; the reference is frame {frame}")
+            mask = masks[frame : frame + 1]
+        mask = resize_and_center_crop(mask, self.height, self.width)[0]  # (H, W, 3)
+        return (mask[..., 0] > 127).astype(np.uint8)
+
+
+# ---------------------------------------------------------------------------------------------------- latent cache
+
+
+class LatentDataset(Dataset):
+    """Pre-computed latents written by ``tools/prepare_dataset.py`` (safetensors shards + ``index.json``).
+
+    ``dataset[(index, epoch)]`` returns::
+
+        latents            (F', C, H', W')  target clip latents (x VAE scaling factor)
+        pose_latents       (F', C, H', W')
+        reference_latents  (F', C, H', W')  frame 0 = reference, zeros after; the masked one with reference_mask_prob
+        prompt_embeds      (L, D)           absent when the cache was written without a text encoder
+        name, skipped
+    """
+
+    def __init__(self, folder: str | Path, reference_mask_prob: float = 0.0, seed: int = 0):
+        self.folder = Path(folder)
+        index_path = self.folder / LATENT_INDEX
+        if not index_path.is_file():
+            raise FileNotFoundError(f"{index_path}: not found; write the cache with tools/prepare_dataset.py")
+        index = json.loads(index_path.read_text())
+        self.meta: dict[str, Any] = index["meta"]
+        self.entries: list[dict[str, Any]] = index["entries"]
+        if not self.entries:
+            raise ValueError(f"{index_path}: the cache has no entries")
+        missing = sorted({e["shard"] for e in self.entries if not (self.folder / e["shard"]).is_file()})
+        if missing:
+            raise FileNotFoundError(f"{self.folder}: missing shards {missing}")
+        self.reference_mask_prob = reference_mask_prob
+        self.seed = seed
+        if reference_mask_prob > 0 and not any(e.get("has_mask") for e in self.entries):
+            raise ValueError(
+                f"data.reference_mask_prob={reference_mask_prob} but the cache {self.folder} has no masked references"
+            )
+        self._handles: dict[str, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def empty_prompt_embeds(self) -> torch.Tensor | None:
+        """Embeddings of the empty prompt (L, D) stored with the cache, or None without text."""
+        path = self.folder / "empty_prompt.safetensors"
+        if not path.is_file():
+            return None
+        from safetensors.torch import load_file
+
+        return load_file(path)["prompt_embeds"]
+
+    def _tensor(self, shard: str, key: str) -> torch.Tensor:
+        from safetensors import safe_open
+
+        if shard not in self._handles:
+            self._handles[shard] = safe_open(self.folder / shard, framework="pt")
+        return self._handles[shard].get_tensor(key)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        index, epoch = key if isinstance(key, tuple) else (key, 0)
+        entry = self.entries[index]
+        rng = sample_rng(self.seed, epoch, index)
+        prefix = entry["key"]
+        shard = entry["shard"]
+        use_mask = entry.get("has_mask") and rng.random() < self.reference_mask_prob
+        sample = dict(
+            latents=self._tensor(shard, f"{prefix}.latents"),
+            pose_latents=self._tensor(shard, f"{prefix}.pose_latents"),
+            reference_latents=self._tensor(
+                shard, f"{prefix}.masked_reference_latents" if use_mask else f"{prefix}.reference_latents"
+            ),
+            name=entry["name"],
+            prompt=entry.get("prompt", ""),
+            skipped=0,
+        )
+        if self.meta.get("has_prompt_embeds"):
+            sample["prompt_embeds"] = self._tensor(shard, f"{prefix}.prompt_embeds")
+        return sample
+
+    def __getstate__(self) -> dict[str, Any]:  # safetensors handles do not pickle (DataLoader workers)
+        state = dict(self.__dict__)
+        state["_handles"] = {}
+        return state
+
+
+# ---------------------------------------------------------------------------------------------------- batching
+
+
+class ResumableSampler(Sampler):
+    """An endless, rank-aware, resumable sampler yielding ``(index, epoch)`` pairs.
+
+    Each epoch is a permutation seeded by ``(seed, epoch)``; rank ``r`` of ``world_size`` takes every
+    ``world_size``-th element, cut so every rank gets the same whole number of batches (a dataset smaller than one
+    global batch is repeated). ``start_batch`` skips that many of this rank's batches: the data position on resume.
+    """
+
+    def __init__(
+        self,
+        num_samples: int,
+        batch_size: int,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        shuffle: bool = True,
+        start_batch: int = 0,
+    ):
+        if num_samples < 1:
+            raise ValueError("the dataset is empty")
+        self.num_samples, self.batch_size = num_samples, batch_size
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.shuffle = shuffle
+        self.start_batch = start_batch
+        global_batch = batch_size * world_size
+        self.batches_per_epoch = max(1, num_samples // global_batch)
+
+    def epoch_order(self, epoch: int) -> list[int]:
+        """This rank's indices for one epoch (a multiple of batch_size)."""
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+            order = torch.randperm(self.num_samples, generator=generator).tolist()
+        else:
+            order = list(range(self.num_samples))
+        needed = self.batches_per_epoch * self.batch_size * self.world_size
+        while len(order) < needed:
+            order = order + order
+        return order[:needed][self.rank :: self.world_size]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch, skip = divmod(self.start_batch, self.batches_per_epoch)
+        while True:
+            order = self.epoch_order(epoch)
+            for index in order[skip * self.batch_size :]:
+                yield index, epoch
+            skip = 0
+            epoch += 1
+
+    def __len__(self) -> int:  # one epoch; the iterator itself never ends
+        return self.batches_per_epoch * self.batch_size
+
+
+def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack tensors, keep strings as lists, sum ``skipped``."""
+    batch: dict[str, Any] = {}
+    for key in samples[0]:
+        values = [s[key] for s in samples]
+        if key == "skipped":
+            batch[key] = int(sum(values))
+        elif isinstance(values[0], torch.Tensor):
+            batch[key] = torch.stack(values)
+        else:
+            batch[key] = values
+    return batch

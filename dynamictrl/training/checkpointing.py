@@ -1,0 +1,136 @@
+"""Checkpoints: accelerate's ``save_state`` with hooks that write the trained transformer in diffusers layout.
+
+A checkpoint folder ``OUTPUT/checkpoints/checkpoint-<step>/`` holds::
+
+    transformer/            diffusers layout, safetensors (full / pose_branch_only training), config.json inside
+    trainable.safetensors   LoRA adapters + pose branch, by parameter name (lora training)
+    optimizer.bin, scheduler.bin, random_states_<rank>.pkl, ...   accelerate's state (or DeepSpeed's folder)
+    trainer_state.json      global step, micro-batches consumed (the data position), skipped-clip counts
+    config.yaml             the resolved training config
+
+It is written as ``checkpoint-<step>.tmp`` and renamed when complete, so a crash never leaves a half checkpoint
+that ``resume_from: latest`` would pick up. Older checkpoints beyond ``total_limit`` are deleted after the rename.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..models.checkpoint import load_base_state_dict
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+TRAINER_STATE = "trainer_state.json"
+TRAINABLE_WEIGHTS = "trainable.safetensors"
+
+
+def checkpoint_dir(output_dir: str | Path) -> Path:
+    return Path(output_dir) / "checkpoints"
+
+
+def list_checkpoints(output_dir: str | Path) -> list[Path]:
+    """Complete checkpoints of a run, oldest first (``.tmp`` folders are ignored)."""
+    folder = checkpoint_dir(output_dir)
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if p.is_dir() and (m := CHECKPOINT_RE.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def resolve_resume(resume_from: str | None, output_dir: str | Path) -> Path | None:
+    """``None`` -> no resume; ``latest`` -> newest complete checkpoint of ``output_dir`` (None if there is none);
+    a path -> that checkpoint, which must exist."""
+    if not resume_from:
+        return None
+    if resume_from == "latest":
+        found = list_checkpoints(output_dir)
+        return found[-1] if found else None
+    path = Path(resume_from)
+    if not (path / TRAINER_STATE).is_file():
+        raise FileNotFoundError(f"checkpoint.resume_from={resume_from}: not a checkpoint folder (no {TRAINER_STATE})")
+    return path
+
+
+def prune_checkpoints(output_dir: str | Path, total_limit: int | None) -> list[Path]:
+    """Delete the oldest checkpoints so at most ``total_limit`` remain; returns the deleted folders."""
+    if total_limit is None:
+        return []
+    found = list_checkpoints(output_dir)
+    removed = found[: max(0, len(found) - total_limit)]
+    for path in removed:
+        shutil.rmtree(path)
+        logger.info("removed old checkpoint %s", path)
+    return removed
+
+
+def read_trainer_state(path: str | Path) -> dict[str, Any]:
+    return json.loads((Path(path) / TRAINER_STATE).read_text())
+
+
+def _unwrap(accelerator, model):
+    model = accelerator.unwrap_model(model)
+    return getattr(model, "_orig_mod", model)  # torch.compile
+
+
+def trainable_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Parameters that require grad, by name (LoRA adapters and the pose branch)."""
+    return {name: p.detach().contiguous().cpu() for name, p in model.named_parameters() if p.requires_grad}
+
+
+def register_hooks(accelerator, transformer_type: type, lora: bool) -> None:
+    """Make ``accelerator.save_state``/``load_state`` write and read the transformer in diffusers layout."""
+    from accelerate.utils import DistributedType
+
+    deepspeed = accelerator.distributed_type == DistributedType.DEEPSPEED
+
+    def save_hook(models: list, weights: list, output_dir: str) -> None:
+        for model in models:
+            unwrapped = _unwrap(accelerator, model)
+            if not isinstance(unwrapped, transformer_type):
+                continue
+            if lora:
+                state = trainable_state_dict(unwrapped)
+                if accelerator.is_main_process:
+                    save_file(state, str(Path(output_dir) / TRAINABLE_WEIGHTS))
+            else:
+                zero3 = deepspeed and accelerator.state.deepspeed_plugin.zero_stage == 3
+                state = accelerator.get_state_dict(model) if zero3 else None  # collective under ZeRO-3
+                if accelerator.is_main_process:
+                    unwrapped.save_pretrained(
+                        Path(output_dir) / "transformer",
+                        state_dict=state,
+                        safe_serialization=True,
+                        max_shard_size="5GB",
+                    )
+        weights.clear()  # the transformer is the only prepared model: accelerate must not write model.safetensors
+
+    def load_hook(models: list, input_dir: str) -> None:
+        if deepspeed:  # DeepSpeed restores its own model states
+            return
+        for model in list(models):
+            unwrapped = _unwrap(accelerator, model)
+            if not isinstance(unwrapped, transformer_type):
+                continue
+            if lora:
+                state = load_file(str(Path(input_dir) / TRAINABLE_WEIGHTS))
+                missing, unexpected = unwrapped.load_state_dict(state, strict=False)
+                absent = sorted(set(trainable_state_dict(unwrapped)) - set(state))
+                if unexpected or absent:
+                    raise ValueError(
+                        f"{input_dir}: trainable weights do not match: missing {absent[:8]}, unexpected {unexpected[:8]}"
+                    )
+            else:
+                unwrapped.load_state_dict(load_base_state_dict(Path(input_dir) / "transformer"), strict=True)
+            models.remove(model)
+
+    accelerator.register_save_state_pre_hook(save_hook)
+    accelerator.register_load_state_pre_hook(load_hook)

@@ -1,0 +1,429 @@
+"""The training loop on accelerate: one code path for a laptop CPU, DDP and DeepSpeed (chosen by the launch config).
+
+The loop knows nothing about DynamiCtrl beyond the :class:`~.spec.DynamiCtrlSpec` interface (``prepare`` and
+``loss``). Determinism: every random draw of a micro-batch comes from a generator seeded by (seed, micro-batch
+index, rank), and the data order is a pure function of (seed, epoch), so "N steps" and "N/2 steps, resume, N/2
+steps" give the same weights.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from ..data.dataset import LatentDataset, ResumableSampler, VideoPoseDataset, collate
+from ..models.transformer import DynamiCtrlTransformer3DModel
+from .checkpointing import (
+    TRAINER_STATE,
+    checkpoint_dir,
+    list_checkpoints,
+    prune_checkpoints,
+    read_trainer_state,
+    register_hooks,
+    resolve_resume,
+)
+from .config import Config, save_config, to_yaml
+from .spec import DynamiCtrlSpec, load_components, step_generator
+
+logger = logging.getLogger(__name__)
+
+_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class NonFiniteLossError(RuntimeError):
+    """Raised after ``train.max_nonfinite_steps`` non-finite losses in a row."""
+
+
+class Trainer:
+    """Build everything from a :class:`Config` and train: ``Trainer(cfg).train()``."""
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.output_dir = Path(cfg.train.output_dir)
+        self.global_step = 0
+        self.micro_batches = 0
+        self.skipped_clips = 0
+        self.seen_clips = 0
+        self.nonfinite_in_a_row = 0
+        self.nonfinite_total = 0
+        self.history: list[dict[str, float]] = []
+
+    # ------------------------------------------------------------------ setup
+
+    def _accelerator(self):
+        from accelerate import Accelerator
+        from accelerate.utils import ProjectConfiguration
+
+        cfg = self.cfg
+        accelerator = Accelerator(
+            gradient_accumulation_steps=cfg.train.gradient_accumulation_steps,
+            mixed_precision=cfg.train.mixed_precision,
+            log_with=list(cfg.logging.report_to) or None,
+            project_config=ProjectConfiguration(
+                project_dir=str(self.output_dir), logging_dir=str(self.output_dir / "logs")
+            ),
+        )
+        plugin = accelerator.state.deepspeed_plugin
+        if plugin is not None:  # the data loader is not prepared, so tell DeepSpeed the micro-batch size
+            plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = cfg.train.batch_size
+        return accelerator
+
+    def _dataset(self):
+        data = self.cfg.data
+        if data.latents:
+            return LatentDataset(data.latents, reference_mask_prob=data.reference_mask_prob, seed=self.cfg.train.seed)
+        return VideoPoseDataset(
+            data.root,
+            num_frames=data.num_frames,
+            height=data.height,
+            width=data.width,
+            frame_stride=data.frame_stride,
+            random_start=data.random_start,
+            reference_mask_prob=data.reference_mask_prob,
+            seed=self.cfg.train.seed,
+        )
+
+    def _select_trainable(self, transformer: DynamiCtrlTransformer3DModel) -> list[torch.nn.Parameter]:
+        mode = self.cfg.train.trainable
+        if mode == "full":
+            transformer.requires_grad_(True)
+        else:
+            transformer.requires_grad_(False)
+            if mode == "lora":
+                try:
+                    from peft import LoraConfig
+                except ImportError as err:
+                    raise ImportError("train.trainable=lora needs peft: pip install 'dynamictrl[train]'") from err
+                lora = self.cfg.train.lora
+                transformer.add_adapter(
+                    LoraConfig(
+                        r=lora.rank,
+                        lora_alpha=lora.alpha,
+                        init_lora_weights=True,
+                        target_modules=list(lora.target_modules),
+                    )
+                )
+            branch = transformer.pose_branch_parameters()
+            if mode == "pose_branch_only" and not branch:
+                raise ValueError(
+                    f"train.trainable=pose_branch_only but pose_control={transformer.config.pose_control!r} has no "
+                    "pose branch parameters; use full or lora"
+                )
+            for p in branch:
+                p.requires_grad_(True)
+        params = [p for p in transformer.parameters() if p.requires_grad]
+        count = sum(p.numel() for p in params)
+        logger.info("trainable (%s): %d tensors, %.2f M parameters", mode, len(params), count / 1e6)
+        return params
+
+    def setup(self) -> None:
+        cfg = self.cfg
+        accelerator = self.accelerator = self._accelerator()
+        self.device = accelerator.device
+        self.weight_dtype = _DTYPES[accelerator.mixed_precision]
+        if accelerator.is_main_process:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, self.output_dir / "config.yaml")
+            print(f"resolved config:\n{to_yaml(cfg)}", flush=True)
+        if cfg.train.allow_tf32 and torch.cuda.is_available():
+            torch.backends.cuda.matmul.allow_tf32 = True
+
+        from accelerate.utils import set_seed
+
+        set_seed(cfg.train.seed)
+        self.dataset = self._dataset()
+        cached = isinstance(self.dataset, LatentDataset)
+        need_text = cfg.model.use_text and not (cached and self.dataset.meta.get("has_prompt_embeds"))
+        need_vae = not cached or cfg.validation.every_steps > 0
+        components = load_components(cfg.model, need_vae=need_vae, need_text=need_text)
+        for frozen in (components.vae, components.text_encoder):
+            if frozen is not None:
+                frozen.requires_grad_(False).eval().to(self.device, dtype=self.weight_dtype)
+        empty = self.dataset.empty_prompt_embeds() if cached else None
+        self.spec = DynamiCtrlSpec(cfg, components, empty_prompt_embeds=empty)
+        if not cached:
+            self.spec.check_frames(cfg.data.num_frames, components.vae.config.temporal_compression_ratio)
+
+        transformer = components.transformer
+        params = self._select_trainable(transformer)
+        if cfg.train.gradient_checkpointing:
+            transformer.enable_gradient_checkpointing()
+        transformer.train()
+
+        opt = cfg.optimizer
+        optimizer = torch.optim.AdamW(
+            params, lr=opt.lr, betas=tuple(opt.betas), weight_decay=opt.weight_decay, eps=opt.eps
+        )
+        from diffusers.optimization import get_scheduler
+
+        # accelerate steps a prepared scheduler once per process per optimizer step
+        lr_scheduler = get_scheduler(
+            opt.lr_scheduler,
+            optimizer=optimizer,
+            num_warmup_steps=opt.lr_warmup_steps * accelerator.num_processes,
+            num_training_steps=cfg.train.max_steps * accelerator.num_processes,
+            num_cycles=opt.lr_num_cycles,
+        )
+        register_hooks(accelerator, DynamiCtrlTransformer3DModel, lora=cfg.train.trainable == "lora")
+        self.transformer, self.optimizer, self.lr_scheduler = accelerator.prepare(transformer, optimizer, lr_scheduler)
+        self.params = params
+
+        self.ema = None
+        if cfg.train.ema.enabled:
+            from diffusers.training_utils import EMAModel
+
+            self.ema = EMAModel(params, decay=cfg.train.ema.decay)
+            self.ema.to(self.device)
+            accelerator.register_for_checkpointing(self.ema)
+
+        resume = resolve_resume(cfg.checkpoint.resume_from, self.output_dir)
+        if resume is not None:
+            accelerator.load_state(str(resume))
+            state = read_trainer_state(resume)
+            self.global_step = state["global_step"]
+            self.micro_batches = state["micro_batches"]
+            self.skipped_clips = state.get("skipped_clips", 0)
+            self.seen_clips = state.get("seen_clips", 0)
+            logger.info("resumed from %s at step %d", resume, self.global_step)
+            if accelerator.is_main_process:
+                print(f"resumed from {resume} at step {self.global_step}", flush=True)
+        elif cfg.checkpoint.resume_from == "latest":
+            logger.info("resume_from=latest: no checkpoint in %s yet, starting fresh", checkpoint_dir(self.output_dir))
+
+        self.sampler = ResumableSampler(
+            len(self.dataset),
+            cfg.train.batch_size,
+            seed=cfg.train.seed,
+            rank=accelerator.process_index,
+            world_size=accelerator.num_processes,
+            start_batch=self.micro_batches,
+        )
+        self.loader = DataLoader(
+            self.dataset,
+            batch_size=cfg.train.batch_size,
+            sampler=self.sampler,
+            collate_fn=collate,
+            num_workers=cfg.data.num_workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=cfg.data.num_workers > 0,
+        )
+        if cfg.logging.report_to:
+            config = json.loads(json.dumps(_flat(cfg), default=str))
+            accelerator.init_trackers(cfg.logging.project, config=config)
+
+    # ------------------------------------------------------------------ steps
+
+    def _any_nonfinite(self, loss: torch.Tensor) -> bool:
+        bad = torch.tensor([0.0 if torch.isfinite(loss.detach()).all() else 1.0], device=self.device)
+        if self.accelerator.num_processes > 1:
+            bad = self.accelerator.reduce(bad, reduction="sum")
+        return bool(bad.item() > 0)
+
+    def _zero_loss(self) -> torch.Tensor:
+        """A loss with zero gradient on every trainable tensor (keeps DDP/DeepSpeed bookkeeping in step)."""
+        return sum(p.sum() for p in self.params) * 0.0
+
+    def train_step(self, data_iter) -> dict[str, float]:
+        """One optimizer step over ``gradient_accumulation_steps`` micro-batches; returns its logs."""
+        cfg, accelerator = self.cfg, self.accelerator
+        losses, skipped_step = [], False
+        grad_norm = None
+        for _ in range(cfg.train.gradient_accumulation_steps):
+            batch = next(data_iter)
+            self.skipped_clips += batch["skipped"]
+            self.seen_clips += cfg.train.batch_size + batch["skipped"]
+            generator = step_generator(cfg.train.seed, self.micro_batches, accelerator.process_index, 0, self.device)
+            self.micro_batches += 1
+            with accelerator.accumulate(self.transformer):
+                inputs = self.spec.prepare(batch, generator, self.device, self.weight_dtype)
+                with accelerator.autocast():
+                    loss = self.spec.loss(self.transformer, inputs, generator)
+                if self._any_nonfinite(loss):
+                    skipped_step = True
+                    accelerator.backward(self._zero_loss())
+                else:
+                    losses.append(loss.detach())
+                    accelerator.backward(loss)
+                if accelerator.sync_gradients and not skipped_step and cfg.optimizer.max_grad_norm > 0:
+                    grad_norm = accelerator.clip_grad_norm_(self.params, cfg.optimizer.max_grad_norm)
+                if accelerator.sync_gradients and skipped_step and accelerator.state.deepspeed_plugin is None:
+                    self.optimizer.zero_grad(set_to_none=True)  # drop the whole step
+                else:
+                    self.optimizer.step()
+                    self.lr_scheduler.step()
+                    self.optimizer.zero_grad(set_to_none=True)
+        if skipped_step:
+            self.nonfinite_in_a_row += 1
+            self.nonfinite_total += 1
+            logger.warning(
+                "step %d: non-finite loss, step skipped (%d in a row)", self.global_step + 1, self.nonfinite_in_a_row
+            )
+            if self.nonfinite_in_a_row >= cfg.train.max_nonfinite_steps:
+                raise NonFiniteLossError(
+                    f"{self.nonfinite_in_a_row} non-finite losses in a row (train.max_nonfinite_steps="
+                    f"{cfg.train.max_nonfinite_steps}); lower optimizer.lr or check the data"
+                )
+        else:
+            self.nonfinite_in_a_row = 0
+            if self.ema is not None and (self.global_step + 1) % cfg.train.ema.update_every == 0:
+                self.ema.step(self.params)
+        self.global_step += 1
+        loss_value = torch.stack(losses).mean() if losses else torch.tensor(float("nan"), device=self.device)
+        loss_value = accelerator.reduce(loss_value, reduction="mean") if accelerator.num_processes > 1 else loss_value
+        logs = {"loss": float(loss_value), "lr": float(self.lr_scheduler.get_last_lr()[0])}
+        if grad_norm is not None:
+            logs["grad_norm"] = float(grad_norm)
+        logs["skipped_clips"] = self.skipped_clips
+        logs["nonfinite_steps"] = self.nonfinite_total
+        return logs
+
+    def _check_bad_data(self) -> None:
+        limit = self.cfg.data.max_bad_fraction
+        if self.seen_clips >= 10 and self.skipped_clips > limit * self.seen_clips:
+            raise RuntimeError(
+                f"{self.skipped_clips} of {self.seen_clips} clips read so far were unreadable (more than "
+                f"data.max_bad_fraction={limit}); see the warnings above for the files"
+            )
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def save_checkpoint(self) -> Path:
+        """Save the full training state as ``checkpoints/checkpoint-<step>`` (temporary name, then renamed)."""
+        accelerator = self.accelerator
+        final = checkpoint_dir(self.output_dir) / f"checkpoint-{self.global_step:07d}"
+        tmp = final.with_name(final.name + ".tmp")
+        if accelerator.is_main_process and tmp.exists():
+            import shutil
+
+            shutil.rmtree(tmp)
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(tmp))
+        if accelerator.is_main_process:
+            state = dict(
+                global_step=self.global_step,
+                micro_batches=self.micro_batches,
+                skipped_clips=self.skipped_clips,
+                seen_clips=self.seen_clips,
+                world_size=accelerator.num_processes,
+            )
+            (tmp / TRAINER_STATE).write_text(json.dumps(state, indent=2))
+            save_config(self.cfg, tmp / "config.yaml")
+            if final.exists():
+                import shutil
+
+                shutil.rmtree(final)
+            tmp.rename(final)
+            prune_checkpoints(self.output_dir, self.cfg.checkpoint.total_limit)
+            logger.info("saved checkpoint %s", final)
+        accelerator.wait_for_everyone()
+        return final
+
+    def save_final(self) -> Path | None:
+        """Write ``output_dir/final/transformer`` (LoRA merged) and ``final/transformer_ema`` with EMA."""
+        accelerator = self.accelerator
+        zero3 = accelerator.state.deepspeed_plugin is not None and accelerator.state.deepspeed_plugin.zero_stage == 3
+        state = accelerator.get_state_dict(self.transformer) if zero3 else None
+        if not accelerator.is_main_process:
+            return None
+        out = self.output_dir / "final"
+        model = accelerator.unwrap_model(self.transformer)
+        if self.cfg.train.trainable == "lora":
+            model.fuse_lora()
+            model.unload_lora()
+        model.save_pretrained(out / "transformer", state_dict=state, safe_serialization=True, max_shard_size="5GB")
+        if self.ema is not None:
+            self.ema.store(self.params)
+            self.ema.copy_to(self.params)
+            model.save_pretrained(out / "transformer_ema", safe_serialization=True, max_shard_size="5GB")
+            self.ema.restore(self.params)
+        save_config(self.cfg, out / "config.yaml")
+        return out
+
+    # ------------------------------------------------------------------ loop
+
+    def train(self) -> dict[str, Any]:
+        """Run until ``train.max_steps``; returns a summary (steps, losses, timing, world size)."""
+        if not hasattr(self, "accelerator"):
+            self.setup()
+        cfg, accelerator = self.cfg, self.accelerator
+        from .validation import run_validation
+
+        progress = tqdm(
+            total=cfg.train.max_steps,
+            initial=self.global_step,
+            desc="train",
+            disable=not (cfg.logging.progress_bar and accelerator.is_local_main_process),
+        )
+        data_iter = iter(self.loader)
+        start_step, start_time = self.global_step, time.perf_counter()
+        while self.global_step < cfg.train.max_steps:
+            logs = self.train_step(data_iter)
+            self.history.append(logs)
+            self._check_bad_data()
+            progress.update(1)
+            progress.set_postfix(loss=f"{logs['loss']:.4f}", lr=f"{logs['lr']:.2e}")
+            if cfg.logging.report_to and self.global_step % cfg.logging.every_steps == 0:
+                accelerator.log(logs, step=self.global_step)
+            every = cfg.checkpoint.every_steps
+            if every and self.global_step % every == 0:
+                self.save_checkpoint()
+            if cfg.validation.every_steps and self.global_step % cfg.validation.every_steps == 0:
+                run_validation(self)
+        progress.close()
+        elapsed = time.perf_counter() - start_time
+        steps = self.global_step - start_step
+        if cfg.checkpoint.every_steps and steps and not (self.global_step % cfg.checkpoint.every_steps == 0):
+            self.save_checkpoint()  # the end of the run is always resumable
+        if cfg.checkpoint.save_final:
+            self.save_final()
+        summary = dict(
+            global_step=self.global_step,
+            steps_this_run=steps,
+            seconds=elapsed,
+            steps_per_second=steps / elapsed if elapsed > 0 else math.nan,
+            losses=[h["loss"] for h in self.history],
+            world_size=accelerator.num_processes,
+            rank=accelerator.process_index,
+            skipped_clips=self.skipped_clips,
+            nonfinite_steps=self.nonfinite_total,
+            checkpoints=[str(p) for p in list_checkpoints(self.output_dir)],
+            weights_checksum=self.weights_checksum(),
+        )
+        ranks = self.output_dir / "ranks"
+        ranks.mkdir(parents=True, exist_ok=True)
+        (ranks / f"rank{accelerator.process_index}.json").write_text(json.dumps(summary, indent=2))
+        accelerator.wait_for_everyone()
+        accelerator.end_training()
+        return summary
+
+    def weights_checksum(self) -> float:
+        """Sum of all trainable weights in float64: equal on every rank when data-parallel training is in sync."""
+        with torch.no_grad():
+            return float(sum(p.detach().double().sum().item() for p in self.params))
+
+
+def _flat(cfg: Config) -> dict[str, Any]:
+    """The config flattened to ``section.key`` scalars (trackers such as TensorBoard's hparams want scalars)."""
+    from omegaconf import OmegaConf
+
+    out: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, sub in value.items():
+                walk(f"{prefix}.{key}" if prefix else key, sub)
+        elif isinstance(value, list):
+            out[prefix] = ",".join(map(str, value))
+        else:
+            out[prefix] = value if isinstance(value, (int, float, str, bool)) else str(value)
+
+    walk("", OmegaConf.to_container(cfg, resolve=True))
+    return out
