@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 
-from dynamictrl.data.synthetic import MOTION_FAMILIES, SPLITS, make_sample, split_families, tempo_bands
+from dynamictrl.data.synthetic import (
+    MOTION_FAMILIES,
+    SPLITS,
+    background_from_caption,
+    make_sample,
+    split_families,
+    tempo_bands,
+)
 from dynamictrl.data.synthetic.motion import sample_motion
 from dynamictrl.data.synthetic.palette import COLORS
 from dynamictrl.pose.keypoints import BODY_INDEX
@@ -185,3 +192,31 @@ def test_motion_is_smooth(split):
         assert step.max() < 0.25 * 64, (seed, s.meta["motion"], step.max())
         jerk = np.linalg.norm(np.diff(body, 2, axis=0), axis=-1)
         assert jerk.max() < 0.25 * 64, (seed, s.meta["motion"], jerk.max())
+
+
+def test_background_is_recovered_from_the_caption():
+    patterns = set()
+    for seed in range(60):
+        s = make_sample(seed, size=16, frames=1, render_pose=False)
+        spec = background_from_caption(s.caption)
+        bg = s.meta["background"]
+        assert spec is not None, s.caption
+        assert (spec.pattern, spec.color, spec.secondary, spec.name) == (
+            bg["pattern"],
+            bg["color"],
+            bg["secondary"],
+            bg["name"],
+        )
+        assert list(spec.color_rgb) == bg["color_rgb"]
+        assert (None if spec.secondary_rgb is None else list(spec.secondary_rgb)) == bg["secondary_rgb"]
+        patterns.add(spec.pattern)
+    assert len(patterns) >= 6
+    assert background_from_caption("The person is dancing. The background is a plain mauve wall.") is None
+
+
+def test_demo_style_is_in_place_with_solid_clothes_on_plain_walls():
+    for seed in range(20):
+        s = make_sample(seed, size=16, frames=1, style="demo", render_pose=False)
+        assert s.meta["background"]["pattern"] == "plain" and s.meta["background"]["pan"] == 0.0
+        assert s.meta["clothing"]["shirt_pattern"] == "solid"
+        assert not s.meta["motion"]["travel"] or s.meta["motion"]["family"] == "side_step"

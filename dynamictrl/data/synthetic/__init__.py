@@ -4,7 +4,12 @@
 ``tools/make_synthetic.py`` writes them in the official training-data layout.
 """
 
-from dynamictrl.data.synthetic.background import BACKGROUND_TEMPLATES, BackgroundSpec, render_background
+from dynamictrl.data.synthetic.background import (
+    BACKGROUND_TEMPLATES,
+    BackgroundSpec,
+    background_from_caption,
+    render_background,
+)
 from dynamictrl.data.synthetic.clothing import Appearance, make_caption
 from dynamictrl.data.synthetic.motion import MOTION_FAMILIES, SPLITS, split_families, tempo_bands
 from dynamictrl.data.synthetic.world import STYLES, PuppetWorld, SyntheticSample, make_sample
@@ -18,6 +23,7 @@ __all__ = [
     "BackgroundSpec",
     "PuppetWorld",
     "SyntheticSample",
+    "background_from_caption",
     "make_caption",
     "make_sample",
     "render_background",

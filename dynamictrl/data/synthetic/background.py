@@ -6,6 +6,7 @@ at every resolution and a pan is just an offset of those coordinates (sub-pixel,
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -79,6 +80,34 @@ class BackgroundSpec:
 _MORTAR = {"white": (225, 222, 215), "grey": (150, 150, 150)}
 
 
+def mortar_for(color: str) -> str:
+    """Mortar colour of a brick wall of this colour (not named in captions, so fixed by the brick colour)."""
+    return "grey" if color in ("white", "beige", "yellow") else "white"
+
+
+def background_from_caption(text: str) -> BackgroundSpec | None:
+    """Recover the background a caption names ("... The background is a red brick wall."), or None.
+
+    Inverse of :attr:`BackgroundSpec.name` for every pattern and colour; pan, texture noise and phase are not in
+    captions and come back as 0. Useful to check a generated background against its prompt.
+    """
+    colors = "|".join(sorted(COLORS, key=len, reverse=True))
+    for pattern, template in BACKGROUND_TEMPLATES.items():
+        regex = re.escape(template).replace(r"\{a\}", "(?:a|an)")
+        regex = regex.replace(r"\{c\}", f"(?P<c>{colors})").replace(r"\{c2\}", f"(?P<c2>{colors})")
+        match = re.search(r"[Tt]he background is " + regex + r"\.", text)
+        if match:
+            groups = match.groupdict()
+            color = groups.get("c") or ("blue" if pattern == "sky" else "green")
+            secondary = groups.get("c2")
+            if pattern == "sky":
+                secondary = "white"
+            elif pattern == "brick":
+                secondary = mortar_for(color)
+            return BackgroundSpec(pattern, color, secondary, 0.0, 0, (0.0, 0.0))
+    return None
+
+
 def sample_background(rng: np.random.Generator, style: str, allow_pan: bool = True) -> BackgroundSpec:
     """Draw a background for ``style`` ("full": every pattern, texture, optional pan; "demo": plain, bold)."""
     if style == "demo":
@@ -95,7 +124,7 @@ def sample_background(rng: np.random.Generator, style: str, allow_pan: bool = Tr
     elif pattern == "grass":
         color, secondary = "green", None
     elif pattern == "brick":
-        secondary = "grey" if color in ("white", "beige", "yellow") else "white"
+        secondary = mortar_for(color)
     elif pattern == "plain":
         secondary = None
     pan = 0.0

@@ -353,8 +353,11 @@ def tempo_bands(family: str, split: str) -> list[tuple[float, float]]:
     return [(float(edges[i]), float(edges[i + 1])) for i, s in enumerate(BAND_SPLITS) if s == split]
 
 
-def sample_motion(rng: np.random.Generator, split: str) -> tuple[PoseFn, dict]:
-    """Draw a motion for ``split``; returns the pose function and its JSON-ready description."""
+def sample_motion(rng: np.random.Generator, split: str, allow_travel: bool = True) -> tuple[PoseFn, dict]:
+    """Draw a motion for ``split``; returns the pose function and its JSON-ready description.
+
+    ``allow_travel=False`` keeps every motion in place (the "demo" style); the random stream is the same either way.
+    """
     held_out = [n for n in split_families(split) if MOTION_FAMILIES[n].owner == split]
     shared = [n for n in split_families(split) if MOTION_FAMILIES[n].owner == "shared"]
     pool = held_out if held_out and rng.random() < 0.5 else shared
@@ -363,7 +366,7 @@ def sample_motion(rng: np.random.Generator, split: str) -> tuple[PoseFn, dict]:
     bands = tempo_bands(name, split)
     lo, hi = bands[int(rng.integers(len(bands)))]
     tempo = float(rng.uniform(lo, hi))
-    travel = bool(rng.random() < fam.travel_prob)
+    travel = bool(rng.random() < fam.travel_prob) and (allow_travel or fam.travel_prob >= 1.0)
     direction = float(rng.choice([-1.0, 1.0]))
     fn = fam.build(rng, tempo, travel, direction)
     info = {"family": name, "tempo_hz": tempo, "tempo_band": [lo, hi], "travel": travel, "direction": direction}

@@ -104,7 +104,7 @@ def make_sample(
     noise_seed = int(bg_rng.integers(2**31))
     look = sample_appearance(look_rng, style, background)
     body = sample_proportions(body_rng, style)
-    motion, motion_info = sample_motion(motion_rng, split)
+    motion, motion_info = sample_motion(motion_rng, split, allow_travel=style != "demo")
     person = layout_rng.uniform(0.7, 0.8) if style == "demo" else layout_rng.uniform(0.58, 0.8)
     ground = layout_rng.uniform(0.9, 0.96)
     place, t0 = layout_rng.uniform(), layout_rng.uniform(0.0, 20.0)
