@@ -6,6 +6,7 @@ import pytest
 from dynamictrl.data.synthetic import (
     MOTION_FAMILIES,
     SPLITS,
+    PuppetWorld,
     background_from_caption,
     make_sample,
     split_families,
@@ -220,3 +221,21 @@ def test_demo_style_is_in_place_with_solid_clothes_on_plain_walls():
         assert s.meta["background"]["pattern"] == "plain" and s.meta["background"]["pan"] == 0.0
         assert s.meta["clothing"]["shirt_pattern"] == "solid"
         assert not s.meta["motion"]["travel"] or s.meta["motion"]["family"] == "side_step"
+
+
+def test_reference_is_the_same_puppet_in_another_pose():
+    for seed in range(4):
+        s = make_sample(seed, size=SIZE, frames=3, style="demo", render_pose=False)
+        assert np.abs(s.reference_pose.body[0] - s.keypoints.body[0]).max() > 1.0
+        # same clothes: the person's most common colour in the reference is among the clip's person colours
+        ref_colors, counts = np.unique(s.reference[s.reference_mask], axis=0, return_counts=True)
+        clip_colors = {tuple(c) for c in np.unique(s.video[s.masks], axis=0)}
+        assert tuple(ref_colors[counts.argmax()]) in clip_colors
+
+
+def test_puppet_world_indexes_make_sample():
+    world = PuppetWorld(3, split="val", size=24, frames=2, style="demo", base_seed=10)
+    assert len(world) == 3 and len(list(world)) == 3
+    np.testing.assert_array_equal(world[1].video, make_sample(11, split="val", size=24, frames=2, style="demo").video)
+    with pytest.raises(IndexError):
+        world[3]

@@ -20,6 +20,7 @@ _EYE_RGB = (20, 18, 25)
 _STRIPE_HALF_PERIOD = 0.022  # body-height units: one stripe / check cell
 _WAIST = 0.86  # fraction of the torso axis below which the torso shows the trousers' colour
 _MAX_WORK = 3_000_000
+_TORSO_CORNERS = [K["right_shoulder"], K["left_shoulder"], K["left_hip"], K["right_hip"]]
 #: A face point is visible (drawn, and given a keypoint score) when its surface faces the camera this much.
 EYE_VISIBLE = 0.1  # pixels x parts x frames handled per numpy batch
 
@@ -157,7 +158,7 @@ def _raster_chunk(px, py, pts, depth, head_rot, parts, look, body, scale, colors
     cap_r = (parts.radius * scale).astype(np.float32)  # (C,)
     d_cap = cap_r[None, :, None] - dist
     # Torso: right shoulder, left shoulder, left hip, right hip.
-    quad = pts[:, [K["right_shoulder"], K["left_shoulder"], K["left_hip"], K["right_hip"]]]
+    quad = pts[:, _TORSO_CORNERS]
     round_px = np.full(t, body.torso_depth * scale, dtype=np.float32)
     d_tor, u_tor, v_tor, len_tor = _torso_field(px, py, quad, round_px)
     # Head.
@@ -173,7 +174,7 @@ def _raster_chunk(px, py, pts, depth, head_rot, parts, look, body, scale, colors
         np.concatenate(
             [
                 0.5 * (depth[:, parts.a] + depth[:, parts.b]),
-                0.25 * depth[:, [2, 5, 8, 11]].sum(1, keepdims=True),
+                depth[:, _TORSO_CORNERS].mean(1, keepdims=True),
                 depth[:, HEAD : HEAD + 1],
             ],
             1,
@@ -214,9 +215,7 @@ def _raster_chunk(px, py, pts, depth, head_rot, parts, look, body, scale, colors
             bit = bit + np.floor(v_top / half)
         color = np.where(((mat == SHIRT) & (bit % 2 == 1))[..., None], colors[6], color)
     if shading:
-        thick = np.where(is_head, head_r, np.where(is_torso, 2.0 * body.torso_depth * scale, cap_r.max()))
-        if len(cap_r):
-            thick = np.where(top < len(cap_r), cap_r[np.minimum(top, len(cap_r) - 1)], thick)
+        thick = np.concatenate([cap_r, [2.0 * body.torso_depth * scale, head_r]])[top]  # (t, N) part size
         light = 0.8 + 0.2 * np.sqrt(np.clip(d_top / np.maximum(thick, 1e-3), 0.0, 1.0))
         color = color * light[..., None]
     out = np.clip(np.rint(color), 0, 255).astype(np.uint8)
