@@ -168,6 +168,17 @@ class DynamiCtrlPipeline(DiffusionPipeline):
                     f"{name}={value!r} must be a positive multiple of {mult} (VAE factor "
                     f"{self.vae_scale_factor_spatial} × patch size {self.transformer.config.patch_size})"
                 )
+        cfg = self.transformer.config
+        if cfg.use_learned_positional_embeddings:
+            fixed = (
+                cfg.sample_height * self.vae_scale_factor_spatial,
+                cfg.sample_width * self.vae_scale_factor_spatial,
+            )
+            if (height, width) != fixed:
+                raise ValueError(
+                    f"height x width = {height}x{width}, but this transformer has learned positional embeddings "
+                    f"(CogVideoX 1.0 I2V) and only generates {fixed[0]}x{fixed[1]}"
+                )
         num_latent_frames(num_frames, self.vae_scale_factor_temporal)  # raises for frame counts that are not 4k+1
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type={output_type!r} is not one of {OUTPUT_TYPES}")
