@@ -184,7 +184,7 @@ def frames_to_tensor(frames: np.ndarray | Sequence[Image.Image] | Image.Image) -
         frames = np.repeat(frames, 3, axis=-1)
     elif frames.shape[-1] == 4:
         frames = frames[..., :3]
-    tensor = torch.from_numpy(np.ascontiguousarray(frames)).float().div(127.5).sub(1.0)  # (T, H, W, 3)
+    tensor = torch.from_numpy(np.array(frames)).float().div(127.5).sub(1.0)  # (T, H, W, 3)
     return tensor.permute(3, 0, 1, 2).unsqueeze(0)  # (1, 3, T, H, W)
 
 
