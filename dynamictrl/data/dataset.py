@@ -196,24 +196,50 @@ class VideoPoseDataset(Dataset):
 
     def _load(self, index: int, rng: np.random.Generator) -> dict[str, Any]:
         clip = self.clips[index]
+        masked = clip["mask"] is not None and rng.random() < self.reference_mask_prob
+        return self.load(index, rng=rng if self.random_start else None, masked_reference=masked)
+
+    def num_source_frames(self, index: int) -> int:
+        return len(read_video(self.clips[index]["video"])[0])
+
+    def load(
+        self,
+        index: int,
+        rng: np.random.Generator | None = None,
+        start: int | None = None,
+        masked_reference: bool = False,
+        with_masked_reference: bool = False,
+    ) -> dict[str, Any]:
+        """Read one clip: random start with ``rng``, else ``start`` (default 0). ``masked_reference`` masks the
+        returned reference; ``with_masked_reference`` also returns ``masked_reference`` (the latent cache stores
+        both). Raises ``VideoReadError`` / ``ValueError`` for unreadable or too-short clips."""
+        clip = self.clips[index]
         frames, _ = read_video(clip["video"])  # (T, H, W, 3)
         poses, _ = read_video(clip["pose"])  # (T, H, W, 3)
         if len(poses) != len(frames):
             raise ValueError(f"{clip['pose']} has {len(poses)} frames, {clip['video']} has {len(frames)}")
-        idx = clip_indices(len(frames), self.num_frames, self.frame_stride, rng if self.random_start else None)
+        idx = clip_indices(len(frames), self.num_frames, self.frame_stride, rng)
+        if rng is None and start:
+            if idx[-1] + start >= len(frames):
+                raise ValueError(f"{clip['video']}: start {start} leaves fewer than {self.num_frames} frames")
+            idx = idx + start
         video = resize_and_center_crop(frames[idx], self.height, self.width)  # (F, H, W, 3)
         pose = resize_and_center_crop(poses[idx], self.height, self.width)  # (F, H, W, 3)
-        reference = video[0].copy()  # (H, W, 3)
-        mask_draw = rng.random()
-        if clip["mask"] is not None and mask_draw < self.reference_mask_prob:
-            reference = reference * self._person_mask(clip["mask"], int(idx[0]))[..., None]
-        return dict(
+        reference = video[0]  # (H, W, 3): the first clip frame, whose pose is pose[0]
+        masked = None
+        if clip["mask"] is not None and (masked_reference or with_masked_reference):
+            masked = reference * self._person_mask(clip["mask"], int(idx[0]))[..., None]
+        sample = dict(
             video=to_model_range(video),
             pose=to_model_range(pose),
-            reference=to_model_range(reference[None])[:, 0],
+            reference=to_model_range((masked if masked_reference and masked is not None else reference)[None])[:, 0],
             prompt=clip["prompt"],
             name=clip["name"],
+            start=int(idx[0]),
         )
+        if with_masked_reference and masked is not None:
+            sample["masked_reference"] = to_model_range(masked[None])[:, 0]
+        return sample
 
     def _person_mask(self, path: Path, frame: int) -> np.ndarray:
         """Binary person mask (H, W) uint8 of the given frame, resized and cropped like the frames."""

@@ -236,6 +236,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         raise ValueError(f"config keys without a value: {', '.join(missing)} (set them in the YAML or as key=value)")
+    if cfg.train.mixed_precision in ("False", "false"):  # YAML 1.1 reads a bare `no` as a boolean
+        cfg.train.mixed_precision = "no"
     validate(cfg)
     OmegaConf.set_readonly(cfg, True)
     return cfg

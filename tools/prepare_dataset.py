@@ -1,0 +1,156 @@
+#!/usr/bin/env python
+"""Pre-compute VAE latents and T5 prompt embeddings of a training set, so training skips the encoders.
+
+    python tools/prepare_dataset.py --config configs/train/padaln.yaml --out /data/tiktok/latents [key=value ...]
+    accelerate launch scripts/train.py --config configs/train/padaln.yaml data.latents=/data/tiktok/latents
+
+The model components, frame count, size and stride come from the training config (so the cache matches the run);
+every encoding goes through ``dynamictrl.pipelines.conditioning`` like training and inference. Written:
+
+    OUT/index.json                 meta (frames, size, stride, latent shape, VAE scaling) and one entry per clip
+    OUT/shard-00000.safetensors    per clip: latents, pose_latents, reference_latents[, masked_reference_latents]
+                                   [, prompt_embeds]   (all (F', C, H', W') x VAE scaling; embeds (L, D))
+    OUT/empty_prompt.safetensors   embeddings of "" (text dropout)
+
+Latents are posterior modes (deterministic). ``--clips-per-video N`` stores N clips per video at evenly spaced starts.
+Unreadable videos are skipped and listed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--config", required=True, help="training config (model source, data.root, frames, size)")
+    parser.add_argument("--out", required=True, help="output folder for the latent cache")
+    parser.add_argument("--clips-per-video", type=int, default=1, help="clips per video at evenly spaced starts")
+    parser.add_argument("--shard-size", type=int, default=256, help="clips per safetensors shard")
+    parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"], help="encoder dtype")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides of the training config")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+    import torch
+    from safetensors.torch import save_file
+    from tqdm.auto import tqdm
+
+    from dynamictrl.data.dataset import LATENT_INDEX, VideoPoseDataset
+    from dynamictrl.data.io import VideoReadError
+    from dynamictrl.pipelines.conditioning import encode_prompt, encode_reference, encode_video
+    from dynamictrl.training.config import load_config
+    from dynamictrl.training.spec import load_components
+
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except (ValueError, FileNotFoundError) as err:
+        parser.error(str(err))
+    if args.clips_per_video < 1 or args.shard_size < 1:
+        parser.error("--clips-per-video and --shard-size must be at least 1")
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dtype = getattr(torch, args.dtype)
+    data = cfg.data
+    dataset = VideoPoseDataset(
+        data.root, data.num_frames, data.height, data.width, frame_stride=data.frame_stride, random_start=False
+    )
+    components = load_components(cfg.model, need_vae=True, need_text=cfg.model.use_text)
+    vae = components.vae.to(device, dtype).eval()
+    text_encoder = components.text_encoder.to(device, dtype).eval() if components.text_encoder is not None else None
+    max_length = cfg.model.max_text_seq_length or components.transformer.config.max_text_seq_length
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    entries, bad, shard, shard_index = [], [], {}, 0
+    span = (data.num_frames - 1) * data.frame_stride + 1
+
+    def flush() -> None:
+        nonlocal shard, shard_index
+        if shard:
+            save_file(shard, str(out / f"shard-{shard_index:05d}.safetensors"))
+            shard, shard_index = {}, shard_index + 1
+
+    with torch.no_grad():
+        for index in tqdm(range(len(dataset)), desc="encoding"):
+            try:
+                available = dataset.num_source_frames(index)
+                if available < span:
+                    raise ValueError(f"needs {span} frames, has {available}")
+                count = args.clips_per_video
+                starts = sorted({round(k * (available - span) / max(1, count - 1)) for k in range(count)})
+                for start in starts:
+                    sample = dataset.load(index, start=start, with_masked_reference=True)
+                    video = sample["video"][None].to(device)  # (1, 3, F, H, W)
+                    latents = encode_video(vae, video, sample=False)[0]  # (F', C, H', W')
+                    pose = encode_video(vae, sample["pose"][None].to(device), sample=False)[0]
+                    frames = latents.shape[0]
+                    scale = cfg.model.scale_reference_latents
+                    reference = encode_reference(
+                        vae, sample["reference"][None].to(device), frames, scale_latents=scale, sample=False
+                    )[0]
+                    key = f"{sample['name']}@{start}"
+                    tensors = {"latents": latents, "pose_latents": pose, "reference_latents": reference}
+                    if "masked_reference" in sample:
+                        tensors["masked_reference_latents"] = encode_reference(
+                            vae, sample["masked_reference"][None].to(device), frames, scale_latents=scale, sample=False
+                        )[0]
+                    if text_encoder is not None:
+                        tensors["prompt_embeds"] = encode_prompt(
+                            components.tokenizer, text_encoder, [sample["prompt"]], max_length, device=device
+                        )[0]
+                    for name, tensor in tensors.items():
+                        shard[f"{key}.{name}"] = tensor.float().cpu().contiguous()
+                    entries.append(
+                        dict(
+                            name=sample["name"],
+                            key=key,
+                            shard=f"shard-{shard_index:05d}.safetensors",
+                            start=start,
+                            prompt=sample["prompt"],
+                            has_mask="masked_reference" in sample,
+                        )
+                    )
+                    if sum(e["shard"] == entries[-1]["shard"] for e in entries[-args.shard_size :]) >= args.shard_size:
+                        flush()
+            except (VideoReadError, ValueError) as err:
+                bad.append(f"{dataset.clips[index]['video']}: {err}")
+                logging.warning("skipping %s: %s", dataset.clips[index]["name"], err)
+        flush()
+        if text_encoder is not None:
+            empty = encode_prompt(components.tokenizer, text_encoder, [""], max_length, device=device)[0]
+            save_file({"prompt_embeds": empty.float().cpu().contiguous()}, str(out / "empty_prompt.safetensors"))
+
+    if not entries:
+        print(f"no clip could be encoded; {len(bad)} unreadable:\n" + "\n".join(bad), file=sys.stderr)
+        return 1
+    first = entries[0]
+    meta = dict(
+        data_root=str(Path(data.root).resolve()),
+        num_frames=data.num_frames,
+        height=data.height,
+        width=data.width,
+        frame_stride=data.frame_stride,
+        clips_per_video=args.clips_per_video,
+        vae_scaling_factor=float(vae.config.scaling_factor),
+        scale_reference_latents=cfg.model.scale_reference_latents,
+        has_prompt_embeds=text_encoder is not None,
+        max_text_seq_length=max_length,
+        model_source=cfg.model.source,
+        first_key=first["key"],
+    )
+    (out / LATENT_INDEX).write_text(json.dumps(dict(meta=meta, entries=entries), indent=1))
+    print(f"wrote {len(entries)} clips in {shard_index} shard(s) to {out}; skipped {len(bad)} unreadable videos")
+    for line in bad:
+        print(f"  skipped {line}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
