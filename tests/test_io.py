@@ -67,3 +67,19 @@ def test_resize_covers_then_crops_centre():
     assert resize_and_center_crop(video, 16, 24).shape == (3, 16, 24, 1)
     with pytest.raises(ValueError, match="height=0"):
         resize_and_center_crop(image, 0, 4)
+
+
+def test_video_fps_and_contact_sheet(tmp_path):
+    from dynamictrl.data.io import make_contact_sheet, video_fps
+
+    frames = np.zeros((9, 16, 16, 3), dtype=np.uint8)
+    frames[:, :, :, 0] = np.arange(9)[:, None, None] * 20
+    path = write_video(tmp_path / "v.mp4", frames, fps=12, lossless=True)
+    assert video_fps(path) == pytest.approx(12)
+    assert video_fps(tmp_path / "keypoints.npz") == 8.0
+    reference = np.full((32, 32, 3), 255, np.uint8)  # resized to the result's size
+    sheet = make_contact_sheet(reference, frames, frames[..., ::-1], rows=3)
+    assert sheet.shape == (3 * 16, 3 * 16, 3)
+    assert (sheet[:, :16] == 255).all()
+    assert sheet[16 + 5, 16 + 5, 0] == frames[4, 0, 0, 0]  # middle row is frame 4
+    assert sheet[16 + 5, 32 + 5, 2] == frames[4, 0, 0, 0]

@@ -166,3 +166,33 @@ def resize_and_center_crop(frames: np.ndarray, height: int, width: int, resample
         out.append(cropped[..., None] if squeeze else cropped)
     result = np.stack(out)
     return result[0] if single else result
+
+
+def video_fps(path: str | Path, default: float = 8.0) -> float:
+    """Frame rate of a video file without decoding it (``default`` for images, keypoint files and unknown rates)."""
+    path = Path(path)
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        return default
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            rate = container.streams.video[0].average_rate if container.streams.video else None
+    except Exception as err:
+        raise VideoReadError(f"{path}: cannot open the video ({err})") from err
+    return float(rate) if rate else default
+
+
+def make_contact_sheet(reference: np.ndarray, pose: np.ndarray, result: np.ndarray, rows: int = 6) -> np.ndarray:
+    """A quick-look image: ``rows`` evenly spaced frames, each row ``reference | pose[t] | result[t]``.
+
+    ``reference`` is (H, W, 3); ``pose`` and ``result`` are (T, H, W, 3) (the pose is resized to the result's size).
+    Returns uint8 (rows·H, 3·W, 3).
+    """
+    result = to_uint8(np.asarray(result))
+    height, width = result.shape[1:3]
+    reference = resize_and_center_crop(to_uint8(np.asarray(reference)), height, width)
+    pose = resize_and_center_crop(to_uint8(np.asarray(pose)), height, width)
+    count = min(len(result), len(pose))
+    picks = np.unique(np.linspace(0, count - 1, min(rows, count)).round().astype(int))
+    return np.concatenate([np.concatenate([reference, pose[t], result[t]], axis=1) for t in picks], axis=0)
