@@ -86,6 +86,28 @@ def trainable_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {name: p.detach().contiguous().cpu() for name, p in model.named_parameters() if p.requires_grad}
 
 
+def save_transformer(model, path: str | Path, state_dict: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write ``model`` in diffusers layout (config.json + safetensors, sharded at 5 GB). ``state_dict`` replaces the
+    model's own tensors (a ZeRO-3 run passes the gathered full state dict)."""
+    path = Path(path)
+    if state_dict is None:
+        model.save_pretrained(path, safe_serialization=True, max_shard_size="5GB")
+        return path
+    from huggingface_hub import split_torch_state_dict_into_shards
+
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_config(path)
+    split = split_torch_state_dict_into_shards(
+        state_dict, max_shard_size="5GB", filename_pattern="diffusion_pytorch_model{suffix}.safetensors"
+    )
+    for filename, names in split.filename_to_tensors.items():
+        save_file({n: state_dict[n].contiguous() for n in names}, str(path / filename), metadata={"format": "pt"})
+    if split.is_sharded:
+        index = {"metadata": split.metadata, "weight_map": split.tensor_to_filename}
+        (path / "diffusion_pytorch_model.safetensors.index.json").write_text(json.dumps(index, indent=2))
+    return path
+
+
 def register_hooks(accelerator, transformer_type: type, lora: bool) -> None:
     """Make ``accelerator.save_state``/``load_state`` write and read the transformer in diffusers layout."""
     from accelerate.utils import DistributedType
@@ -105,12 +127,7 @@ def register_hooks(accelerator, transformer_type: type, lora: bool) -> None:
                 zero3 = deepspeed and accelerator.state.deepspeed_plugin.zero_stage == 3
                 state = accelerator.get_state_dict(model) if zero3 else None  # collective under ZeRO-3
                 if accelerator.is_main_process:
-                    unwrapped.save_pretrained(
-                        Path(output_dir) / "transformer",
-                        state_dict=state,
-                        safe_serialization=True,
-                        max_shard_size="5GB",
-                    )
+                    save_transformer(unwrapped, Path(output_dir) / "transformer", state)
         weights.clear()  # the transformer is the only prepared model: accelerate must not write model.safetensors
 
     def load_hook(models: list, input_dir: str) -> None:

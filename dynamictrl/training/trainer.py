@@ -29,6 +29,7 @@ from .checkpointing import (
     read_trainer_state,
     register_hooks,
     resolve_resume,
+    save_transformer,
 )
 from .config import Config, save_config, to_yaml
 from .spec import DynamiCtrlSpec, load_components, step_generator
@@ -338,11 +339,11 @@ class Trainer:
         if self.cfg.train.trainable == "lora":
             model.fuse_lora()
             model.unload_lora()
-        model.save_pretrained(out / "transformer", state_dict=state, safe_serialization=True, max_shard_size="5GB")
+        save_transformer(model, out / "transformer", state)
         if self.ema is not None:
             self.ema.store(self.params)
             self.ema.copy_to(self.params)
-            model.save_pretrained(out / "transformer_ema", safe_serialization=True, max_shard_size="5GB")
+            save_transformer(model, out / "transformer_ema")
             self.ema.restore(self.params)
         save_config(self.cfg, out / "config.yaml")
         return out
