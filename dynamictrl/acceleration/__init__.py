@@ -111,7 +111,9 @@ def check_attention_backend(backend: str, device: torch.device | str) -> None:
         raise ValueError(f"unknown attention backend {backend!r}; allowed values are {', '.join(ATTENTION_BACKENDS)}")
     device = torch.device(device)
     if backend in ("flash", "efficient", "cudnn") and device.type != "cuda":
-        raise AccelerationUnavailable(f"attention backend {backend!r} needs a CUDA device (got {device}); use sdpa or math")
+        raise AccelerationUnavailable(
+            f"attention backend {backend!r} needs a CUDA device (got {device}); use sdpa or math"
+        )
     if backend == "cudnn" and not torch.backends.cudnn.is_available():
         raise AccelerationUnavailable("attention backend 'cudnn' needs cuDNN, which this torch build lacks")
 

@@ -1,0 +1,618 @@
+#!/usr/bin/env python
+"""Speed and memory of DynamiCtrl inference, measured with one command (random weights: no download needed).
+
+Times one denoiser step (CFG batch 2 and batch 1), VAE encode of the reference + pose video, VAE decode, and the
+whole pipeline (encode, all denoising steps, decode); reports median and spread over repeats after warm-up, peak
+memory (CUDA ``max_memory_allocated``, or peak RSS on CPU), tokens per step and achieved TFLOP/s from the analytic
+FLOP count in :mod:`dynamictrl.acceleration.flops`. Every setting flag takes a comma list and the benchmark runs
+the cross product, printing a Markdown table and optionally writing JSON.
+
+    python scripts/benchmark.py --preset tiny
+    python scripts/benchmark.py --preset cogvideox-5b-i2v --random-init --frames 49 --height 480 --width 720
+    python scripts/benchmark.py --preset cogvideox-5b-i2v --random-init --frames 37 --height 768 --width 1360 \\
+        --steps 25 --compile off,on --json bench.json
+
+The T5 text encoder is not run (random prompt embeddings of the real shape): it runs once per video, not per step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+import math
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dynamictrl.acceleration import (  # noqa: E402
+    ATTENTION_BACKENDS,
+    CACHE_MODES,
+    OFFLOAD_MODES,
+    AccelerationUnavailable,
+    accelerate_transformer,
+    apply_offload,
+    enable_step_cache,
+    reset_step_cache,
+)
+from dynamictrl.acceleration.flops import transformer_flops  # noqa: E402
+from dynamictrl.models.presets import PRESETS  # noqa: E402
+
+logger = logging.getLogger("benchmark")
+
+# The real CogVideoX-5B-I2V VAE (THUDM/CogVideoX-5b-I2V vae/config.json); 1.5 differs only in invert_scale_latents.
+COGVIDEOX_5B_VAE_CONFIG: dict[str, Any] = dict(
+    in_channels=3,
+    out_channels=3,
+    down_block_types=("CogVideoXDownBlock3D",) * 4,
+    up_block_types=("CogVideoXUpBlock3D",) * 4,
+    block_out_channels=(128, 256, 256, 512),
+    latent_channels=16,
+    layers_per_block=3,
+    act_fn="silu",
+    norm_eps=1e-6,
+    norm_num_groups=32,
+    temporal_compression_ratio=4,
+    sample_height=480,
+    sample_width=720,
+    scaling_factor=0.7,
+    use_quant_conv=False,
+    use_post_quant_conv=False,
+)
+VAE_CONFIGS = {
+    "cogvideox-5b-i2v": COGVIDEOX_5B_VAE_CONFIG,
+    "cogvideox1.5-5b-i2v": {**COGVIDEOX_5B_VAE_CONFIG, "invert_scale_latents": True},
+}
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+COLUMNS = [
+    "preset",
+    "frames",
+    "height",
+    "width",
+    "pose_control",
+    "dtype",
+    "attention",
+    "compile",
+    "fuse_qkv",
+    "offload",
+    "vae_tiling",
+    "cache",
+    "fp8",
+    "tokens",
+    "step_cfg2_s",
+    "step_b1_s",
+    "tflops_step",
+    "achieved_tflops",
+    "padaln_overhead_pct",
+    "vae_encode_s",
+    "vae_decode_s",
+    "e2e_s",
+    "peak_step_gb",
+    "peak_e2e_gb",
+    "skipped",
+]
+
+
+@dataclass
+class Setting:
+    """One benchmark configuration (one row of the table)."""
+
+    preset: str
+    frames: int
+    height: int
+    width: int
+    pose_control: str
+    dtype: str
+    attention: str
+    compile: str
+    fuse_qkv: bool
+    offload: str
+    vae_tiling: bool
+    cache: str
+    fp8: bool
+
+    def key_without(self, name: str) -> tuple:
+        return tuple(v for k, v in asdict(self).items() if k != name)
+
+
+@dataclass
+class Timing:
+    """Wall-clock seconds of the repeats after warm-up."""
+
+    samples: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples) if self.samples else math.nan
+
+    def as_dict(self) -> dict[str, Any]:
+        if not self.samples:
+            return {"median": None, "min": None, "max": None, "samples": []}
+        return {"median": self.median, "min": min(self.samples), "max": max(self.samples), "samples": self.samples}
+
+
+# ---------------------------------------------------------------------------------------------- memory and time
+
+
+class MemoryMeter:
+    """Peak memory of a phase: CUDA ``max_memory_allocated``, or the process's peak RSS on CPU.
+
+    On Linux the RSS peak is reset per phase by writing 5 to ``/proc/self/clear_refs``; where that is not possible
+    the reported value is the peak since process start (``kind`` says ``rss-process``).
+    """
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.kind = "cuda" if device.type == "cuda" else "rss"
+
+    def reset(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            return
+        try:
+            with open("/proc/self/clear_refs", "w") as handle:
+                handle.write("5")
+        except OSError:
+            self.kind = "rss-process"
+
+    def peak_gb(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            return torch.cuda.max_memory_allocated(self.device) / 2**30
+        try:
+            with open("/proc/self/status") as handle:
+                for line in handle:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) * 1024 / 2**30
+        except OSError:
+            pass
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30  # Linux reports KiB
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_call(fn: Callable[[], Any], device: torch.device, warmup: int, repeats: int) -> Timing:
+    """Run ``fn`` ``warmup`` times untimed, then ``repeats`` times timed (synchronising the device)."""
+    for _ in range(warmup):
+        fn()
+    timing = Timing()
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        timing.samples.append(time.perf_counter() - start)
+    return timing
+
+
+# ---------------------------------------------------------------------------------------------- components
+
+
+def _random_init_(model: torch.nn.Module, seed: int) -> None:
+    """Fill every parameter in place: weights N(0, 0.02), norm weights 1, biases 0 (fast on any device)."""
+    generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if param.ndim >= 2:
+                param.normal_(0.0, 0.02, generator=generator)
+            elif name.endswith("bias"):
+                param.zero_()
+            else:
+                param.fill_(1.0)
+
+
+def build_components(
+    preset: str, pose_control: str, dtype: torch.dtype, device: torch.device, model_dir: str | None, seed: int = 0
+) -> dict[str, Any]:
+    """``transformer``, ``vae`` and ``scheduler`` on ``device`` in ``dtype`` (VAE in fp32 on CPU)."""
+    from diffusers import AutoencoderKLCogVideoX, CogVideoXDPMScheduler
+
+    from dynamictrl.models.presets import build_transformer
+    from dynamictrl.models.tiny import COGVIDEOX_SCHEDULER_CONFIG, tiny_vae
+    from dynamictrl.models.transformer import DynamiCtrlTransformer3DModel
+
+    if model_dir is not None:
+        root = Path(model_dir)
+        for sub in ("transformer", "vae", "scheduler"):
+            if not (root / sub).is_dir():
+                raise FileNotFoundError(f"{root / sub} not found: --model expects a diffusers folder with {sub}/")
+        transformer = DynamiCtrlTransformer3DModel.from_pretrained(root / "transformer", torch_dtype=dtype)
+        vae = AutoencoderKLCogVideoX.from_pretrained(root / "vae", torch_dtype=dtype)
+        scheduler = CogVideoXDPMScheduler.from_pretrained(root / "scheduler")
+        return dict(transformer=transformer.eval(), vae=vae.eval(), scheduler=scheduler)
+
+    torch.manual_seed(seed)
+    if preset in VAE_CONFIGS:  # 5B: build on the meta device, then allocate and fill on the target device
+        with torch.device("meta"):
+            transformer = build_transformer(preset, pose_control=pose_control, pose_zero_init=False)
+        transformer = transformer.to_empty(device=device)
+        _random_init_(transformer, seed)
+        vae = AutoencoderKLCogVideoX(**VAE_CONFIGS[preset])
+    else:
+        transformer = build_transformer(preset, pose_control=pose_control, pose_zero_init=False)
+        vae = tiny_vae(transformer.config.out_channels, seed)
+    return dict(
+        transformer=transformer.to(dtype).eval(),
+        vae=vae.to(dtype).eval(),
+        scheduler=CogVideoXDPMScheduler(**COGVIDEOX_SCHEDULER_CONFIG),
+    )
+
+
+# ---------------------------------------------------------------------------------------------- one setting
+
+
+def _latent_size(setting: Setting, transformer, vae) -> tuple[int, int, int]:
+    from dynamictrl.pipelines.conditioning import num_latent_frames
+
+    spatial = 2 ** (len(vae.config.block_out_channels) - 1)
+    frames = num_latent_frames(setting.frames, vae.config.temporal_compression_ratio, transformer.config.patch_size_t)
+    return frames, setting.height // spatial, setting.width // spatial
+
+
+def run_setting(
+    setting: Setting,
+    device: torch.device,
+    steps: int,
+    warmup: int,
+    repeats: int,
+    e2e_repeats: int,
+    model_dir: str | None = None,
+    compile_backend: str = "inductor",
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Measure one setting; returns a row (see ``COLUMNS``) with timings as dicts of median/min/max/samples."""
+    from dynamictrl.pipelines.pipeline_dynamictrl import DynamiCtrlPipeline
+
+    dtype = DTYPES[setting.dtype]
+    meter = MemoryMeter(device)
+    parts = build_components(setting.preset, setting.pose_control, dtype, device, model_dir, seed)
+    transformer, vae = parts["transformer"], parts["vae"]
+    cfg = transformer.config
+    skipped = accelerate_transformer(
+        transformer,
+        device,
+        attention_backend=setting.attention,
+        fuse=setting.fuse_qkv,
+        compile_backend=compile_backend if setting.compile == "on" else None,
+        fp8=setting.fp8,
+    )
+    if setting.vae_tiling:
+        vae.enable_tiling()
+        vae.enable_slicing()
+    apply_offload({"transformer": transformer, "vae": vae}, setting.offload, device)
+    current = {"t": 999}
+    if setting.cache != "none":
+        enable_step_cache(transformer, setting.cache, lambda: current["t"])
+
+    lat_f, lat_h, lat_w = _latent_size(setting, transformer, vae)
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    c = cfg.out_channels
+
+    def inputs(batch: int) -> dict[str, Any]:
+        hidden = torch.randn(batch, lat_f, 2 * c, lat_h, lat_w, generator=gen).to(device, dtype)
+        pose = torch.randn(batch, lat_f, c, lat_h, lat_w, generator=gen).to(device, dtype)
+        text = torch.randn(batch, cfg.max_text_seq_length, cfg.text_embed_dim, generator=gen).to(device, dtype)
+        return dict(
+            hidden_states=hidden,
+            encoder_hidden_states=text,
+            timestep=torch.full((batch,), 500, device=device, dtype=torch.long),
+            pose_latents=pose if setting.pose_control != "none" else None,
+            image_rotary_emb=transformer.rotary_embedding(lat_f, lat_h, lat_w, device),
+            ofs=None if cfg.ofs_embed_dim is None else torch.full((batch,), 2.0, device=device, dtype=dtype),
+            return_dict=False,
+        )
+
+    row: dict[str, Any] = asdict(setting)
+    flops_b2 = transformer_flops(cfg, 2, lat_f, lat_h, lat_w)
+    row["tokens"] = flops_b2["text_tokens"] + flops_b2["video_tokens"]
+    row["tflops_step"] = flops_b2["total"] / 1e12
+
+    with torch.inference_mode():
+        kwargs2, kwargs1 = inputs(2), inputs(1)
+        meter.reset()
+        step2 = time_call(lambda: transformer(**kwargs2), device, warmup, repeats)
+        row["peak_step_gb"] = meter.peak_gb()
+        step1 = time_call(lambda: transformer(**kwargs1), device, warmup, repeats)
+        row["step_cfg2_s"], row["step_b1_s"] = step2.as_dict(), step1.as_dict()
+        row["achieved_tflops"] = flops_b2["total"] / step2.median / 1e12
+
+        # VAE: encode the reference image and the pose video, decode the latent video
+        video = (torch.rand(1, 3, setting.frames, setting.height, setting.width, generator=gen) * 2 - 1).to(device)
+        video = video.to(dtype)
+        reference = video[:, :, :1]
+        vae_device_latents = torch.randn(1, c, (setting.frames - 1) // 4 + 1, lat_h, lat_w, generator=gen)
+        vae_device_latents = vae_device_latents.to(device, dtype)
+
+        def encode() -> None:
+            vae.encode(reference).latent_dist.mode()
+            vae.encode(video).latent_dist.mode()
+
+        row["vae_encode_s"] = time_call(encode, device, min(warmup, 1), repeats).as_dict()
+        row["vae_decode_s"] = time_call(
+            lambda: vae.decode(vae_device_latents).sample, device, min(warmup, 1), repeats
+        ).as_dict()
+
+    # End to end through the pipeline (prompt embeddings given, so no T5)
+    pipe = DynamiCtrlPipeline(
+        tokenizer=None, text_encoder=None, vae=vae, transformer=transformer, scheduler=parts["scheduler"]
+    )
+    pipe.set_progress_bar_config(disable=True)
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 256, (setting.height, setting.width, 3), dtype=np.uint8)  # (H, W, 3)
+    pose_video = rng.integers(0, 256, (setting.frames, setting.height, setting.width, 3), dtype=np.uint8)
+    embeds = torch.randn(2, cfg.max_text_seq_length, cfg.text_embed_dim, generator=gen).to(device, dtype)
+
+    def on_step(pipeline, index, timestep, tensors):  # keeps the step cache informed of the next timestep
+        timesteps = pipeline.scheduler.timesteps
+        current["t"] = int(timesteps[min(index + 1, len(timesteps) - 1)])
+        return tensors
+
+    def end_to_end() -> None:
+        reset_step_cache(transformer)
+        current["t"] = int(parts["scheduler"].config.num_train_timesteps - 1)
+        pipe(
+            image=image,
+            pose_video=pose_video,
+            prompt_embeds=embeds[1:],
+            negative_prompt_embeds=embeds[:1],
+            num_frames=setting.frames,
+            height=setting.height,
+            width=setting.width,
+            num_inference_steps=steps,
+            generator=torch.Generator(device="cpu").manual_seed(seed),
+            output_type="np",
+            callback_on_step_end=on_step,
+        )
+
+    meter.reset()
+    row["e2e_s"] = time_call(end_to_end, device, 0, e2e_repeats).as_dict()
+    row["peak_e2e_gb"] = meter.peak_gb()
+    row["memory_kind"] = meter.kind
+    row["skipped"] = "; ".join(skipped)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return row
+
+
+def add_padaln_overhead(rows: list[dict[str, Any]]) -> None:
+    """``padaln_overhead_pct``: CFG step time of each pose-control row vs the same setting with ``none``."""
+    fields = [f for f in Setting.__dataclass_fields__ if f != "pose_control"]
+    baseline = {
+        tuple(r[f] for f in fields): r["step_cfg2_s"]["median"]
+        for r in rows
+        if r["pose_control"] == "none" and "error" not in r
+    }
+    for r in rows:
+        base = baseline.get(tuple(r[f] for f in fields))
+        ok = r["pose_control"] != "none" and base and "error" not in r
+        r["padaln_overhead_pct"] = 100.0 * (r["step_cfg2_s"]["median"] / base - 1.0) if ok else None
+
+
+# ---------------------------------------------------------------------------------------------- output
+
+
+def _fmt_timing(value: Any) -> str:
+    if not isinstance(value, dict) or value.get("median") is None:
+        return "—"
+    median, spread = value["median"], (value["max"] - value["min"]) / 2
+    return f"{median:.3g} ± {spread:.2g}" if len(value["samples"]) > 1 else f"{median:.3g}"
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """The rows as a Markdown table with every column of ``COLUMNS`` (timings as median ± half the range)."""
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for r in rows:
+        cells = []
+        for col in COLUMNS:
+            value = r.get(col)
+            if "error" in r and col not in Setting.__dataclass_fields__:
+                value = r["error"] if col == "skipped" else None
+            cells.append(_fmt_timing(value) if col.endswith("_s") else _fmt(value))
+        lines.append("| " + " | ".join(cells).replace("\n", " ") + " |")
+    return "\n".join(lines)
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    import diffusers
+
+    info = {
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "cpu_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+        "python": platform.python_version(),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+    }
+    return info
+
+
+NOTES = [
+    "step_*: one transformer forward; CFG batch 2 is what sampling with guidance runs per step.",
+    "e2e_s: DynamiCtrlPipeline end to end (VAE encode of reference + pose, all steps, VAE decode, postprocess); "
+    "the T5 text encoder is not run (random prompt embeddings of the real shape): it runs once per video.",
+    "tflops_step: analytic FLOPs of one CFG-batch-2 forward (dynamictrl/acceleration/flops.py); "
+    "achieved_tflops = tflops_step / step_cfg2_s median.",
+    "peak_*: CUDA max_memory_allocated, or peak RSS of the process on CPU (includes Python and libraries).",
+    "Timings: median ± half the range over the timed repeats, after warm-up.",
+]
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+
+def _csv(kind: Callable[[str], Any], allowed: tuple[str, ...] | None = None) -> Callable[[str], list[Any]]:
+    def parse(text: str) -> list[Any]:
+        values = [kind(v.strip()) for v in text.split(",") if v.strip()]
+        if allowed is not None:
+            bad = [v for v in values if v not in allowed]
+            if bad:
+                raise argparse.ArgumentTypeError(f"{bad} not allowed; choose from {', '.join(allowed)}")
+        if not values:
+            raise argparse.ArgumentTypeError("empty list")
+        return values
+
+    return parse
+
+
+def _onoff(text: str) -> bool:
+    if text not in ("on", "off"):
+        raise argparse.ArgumentTypeError(f"{text!r}: use on or off")
+    return text == "on"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog="Setting flags take comma lists (e.g. --frames 49,37 --compile off,on); every combination is run. "
+        "--height/--width lists are paired element-wise (resolutions), then crossed with --frames.",
+    )
+    parser.add_argument("--preset", default="tiny", choices=sorted(PRESETS), help="transformer shapes")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--random-init", action="store_true", help="random weights (the default; no download)")
+    source.add_argument("--model", help="a local diffusers folder (transformer/, vae/, scheduler/) instead")
+    parser.add_argument("--frames", type=_csv(int), default=None, help="video frames (k*4+1); default per preset")
+    parser.add_argument("--height", type=_csv(int), default=None, help="pixel height(s); default per preset")
+    parser.add_argument("--width", type=_csv(int), default=None, help="pixel width(s); default per preset")
+    parser.add_argument("--steps", type=int, default=None, help="sampling steps for e2e (default 25, tiny 4)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repeats of each step / VAE call")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed calls first (compile happens here)")
+    parser.add_argument("--e2e-repeats", type=int, default=1, help="timed end-to-end pipeline runs")
+    parser.add_argument("--dtype", type=_csv(str, tuple(DTYPES)), default=None, help="bf16 on CUDA, fp32 on CPU")
+    parser.add_argument(
+        "--pose-control",
+        type=_csv(str, ("padaln", "uvt", "cross_attn", "none")),
+        default=["padaln", "none"],
+        help="pose structures; with none in the list, the table gets a PadaLN overhead column",
+    )
+    parser.add_argument(
+        "--attention-backend", type=_csv(str, ATTENTION_BACKENDS), default=["sdpa"], help="SDPA kernel choice"
+    )
+    parser.add_argument("--compile", type=_csv(str, ("off", "on")), default=["off"], help="regional torch.compile")
+    parser.add_argument("--compile-backend", default="inductor", help="torch.compile backend when --compile on")
+    parser.add_argument("--fuse-qkv", type=_csv(_onoff), default=[False], help="fused QKV projection (on/off)")
+    parser.add_argument("--offload", type=_csv(str, OFFLOAD_MODES), default=["none"], help="CPU offload mode")
+    parser.add_argument("--vae-tiling", type=_csv(_onoff), default=[False], help="VAE tiling + slicing (on/off)")
+    parser.add_argument("--cache", type=_csv(str, CACHE_MODES), default=["none"], help="step cache (approximate)")
+    parser.add_argument("--fp8", type=_csv(_onoff), default=[False], help="torchao fp8 linears (Hopper; on/off)")
+    parser.add_argument("--device", default=None, help="cuda if available, else cpu")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, default=None, help="write the rows and environment here")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+
+    tiny = args.preset.startswith("tiny")
+    defaults = {"tiny": (9, 64, 64), "tiny-1.5": (9, 64, 64), "cogvideox-5b-i2v": (49, 480, 720)}
+    f0, h0, w0 = defaults.get(args.preset, (81, 768, 1360))
+    args.frames = args.frames or [f0]
+    args.height = args.height or [h0]
+    args.width = args.width or [w0]
+    if len(args.height) != len(args.width):
+        parser.error(f"--height has {len(args.height)} values and --width {len(args.width)}: they are paired")
+    for f in args.frames:
+        if f < 1 or (f - 1) % 4:
+            parser.error(f"--frames {f}: must be k*4+1 (e.g. 9, 37, 49, 81)")
+    args.steps = args.steps or (4 if tiny else 25)
+    args.device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    args.dtype = args.dtype or (["bf16"] if args.device.type == "cuda" else ["fp32"])
+    if args.model is not None and len(args.pose_control) > 1:
+        parser.error("--model loads one checkpoint: give a single --pose-control matching it")
+    return args
+
+
+def settings_from_args(args: argparse.Namespace) -> list[Setting]:
+    grid = itertools.product(
+        args.frames,
+        list(zip(args.height, args.width)),
+        args.pose_control,
+        args.dtype,
+        args.attention_backend,
+        args.compile,
+        args.fuse_qkv,
+        args.offload,
+        args.vae_tiling,
+        args.cache,
+        args.fp8,
+    )
+    return [
+        Setting(args.preset, f, h, w, pc, dt, att, comp, fuse, off, tile, cache, fp8)
+        for f, (h, w), pc, dt, att, comp, fuse, off, tile, cache, fp8 in grid
+    ]
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    if not args.verbose:  # diffusers warns about dtype casts of modules with no fp32-only parts; not useful here
+        import diffusers
+
+        diffusers.utils.logging.set_verbosity_error()
+    from tqdm import tqdm
+
+    settings = settings_from_args(args)
+    rows = []
+    for setting in tqdm(settings, desc="settings", disable=len(settings) < 2):
+        try:
+            row = run_setting(
+                setting,
+                args.device,
+                args.steps,
+                args.warmup,
+                args.repeats,
+                args.e2e_repeats,
+                model_dir=args.model,
+                compile_backend=args.compile_backend,
+                seed=args.seed,
+            )
+        except (AccelerationUnavailable, torch.OutOfMemoryError, RuntimeError) as err:
+            # one failing setting (out of memory, kernel unavailable) must not lose the others
+            logger.warning("setting %s failed: %s", setting, err)
+            row = {**asdict(setting), "error": f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"}
+            if args.device.type == "cuda":
+                torch.cuda.empty_cache()
+        rows.append(row)
+    add_padaln_overhead(rows)
+    report = {"environment": environment(args.device), "steps": args.steps, "notes": NOTES, "rows": rows}
+    print(markdown_table(rows))
+    print()
+    for note in NOTES:
+        print(f"- {note}")
+    print(f"- {report['environment']['device_name']} ({args.device}), torch {torch.__version__}, steps={args.steps}")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2, default=str))
+    return report
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main()
