@@ -25,6 +25,7 @@ from diffusers.pipelines.cogvideo.pipeline_cogvideox_image2video import retrieve
 from PIL import Image
 
 logger = logging.getLogger(__name__)
+_WARNED_TRUNCATION: set[tuple] = set()
 
 
 def num_latent_frames(num_frames: int, temporal_compression_ratio: int, patch_size_t: int | None = None) -> int:
@@ -156,7 +157,10 @@ def encode_prompt(
     )
     longest = tokenizer(prompt, padding="longest", return_tensors="pt").input_ids
     if longest.shape[-1] > max_length:
-        logger.warning("prompt truncated to %d tokens: %r", max_length, prompt)
+        key = (max_length, tuple(prompt))
+        if key not in _WARNED_TRUNCATION:  # once per prompt, not once per clip
+            _WARNED_TRUNCATION.add(key)
+            logger.warning("prompt truncated to %d tokens: %r", max_length, prompt)
     device = device if device is not None else text_encoder.device
     embeds = text_encoder(tokens.input_ids.to(device))[0]  # (B, L, D)
     return embeds.to(device=device, dtype=dtype if dtype is not None else embeds.dtype)

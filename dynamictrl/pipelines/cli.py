@@ -1,0 +1,267 @@
+"""What ``scripts/infer.py`` and ``scripts/sample_long.py`` share: loading a pipeline, reading inputs, running.
+
+Both scripts go through :func:`animate`, which always uses the long-video sampler (a pose video that fits one clip is
+a single pipeline call), so the two give the same result for the same arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from dynamictrl.data.io import make_contact_sheet, read_image, read_video, video_fps, write_image, write_video
+
+from .long_video import PromptSchedule, sample_long_video
+from .pipeline_dynamictrl import DynamiCtrlPipeline
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EMBEDDED_MODEL_DIR = REPO_ROOT / "assets" / "models" / "dynamictrl-tiny"
+DEMO_DIR = REPO_ROOT / "assets" / "demo"
+RANDOM_WEIGHTS_NOTICE = (
+    "NOTE: no model given and no embedded model at {path}: using RANDOM tiny weights. The result is noise until "
+    "the embedded model is trained (or pass --model DIR)."
+)
+
+
+def embedded_model_dir() -> Path | None:
+    """The embedded tiny model folder, if it has been trained and saved."""
+    return EMBEDDED_MODEL_DIR if (EMBEDDED_MODEL_DIR / "model_index.json").is_file() else None
+
+
+@dataclass
+class LoadedPipeline:
+    pipe: DynamiCtrlPipeline
+    source: str
+    random_weights: bool
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def parse_dtype(name: str | None, device: str) -> torch.dtype:
+    table = {
+        "float32": torch.float32,
+        "fp32": torch.float32,
+        "bfloat16": torch.bfloat16,
+        "bf16": torch.bfloat16,
+        "float16": torch.float16,
+        "fp16": torch.float16,
+    }
+    if name is None:
+        return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
+    if name not in table:
+        raise ValueError(f"unknown dtype {name!r}; allowed: {sorted(table)}")
+    return table[name]
+
+
+def load_pipeline(
+    model: str | Path | None = None,
+    transformer: str | Path | None = None,
+    device: str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    offload: str | None = None,
+    scheduler: str = "dpm",
+    vae_tiling: bool = False,
+) -> LoadedPipeline:
+    """Load a diffusers-layout folder (ours, or a base CogVideoX folder with ``transformer`` = official DynamiCtrl
+    weights); without ``model``, the embedded tiny model, else random tiny components."""
+    from diffusers import CogVideoXDPMScheduler
+
+    from dynamictrl.models import DynamiCtrlTransformer3DModel
+
+    random_weights = False
+    if model is None:
+        model = embedded_model_dir()
+    if model is None:
+        if transformer is not None:
+            raise ValueError(
+                "--transformer needs --model: the base CogVideoX folder that provides vae/text_encoder/..."
+            )
+        from dynamictrl.models.tiny import build_tiny_components
+
+        pipe = DynamiCtrlPipeline(**build_tiny_components())
+        source, random_weights = "random tiny components", True
+    else:
+        model = Path(model)
+        if not (model / "model_index.json").is_file():
+            raise FileNotFoundError(
+                f"{model}/model_index.json not found: --model expects a diffusers-layout folder (model_index.json, "
+                "transformer/, vae/, text_encoder/, tokenizer/, scheduler/), e.g. one saved by "
+                "DynamiCtrlPipeline.save_pretrained or a CogVideoX-5B-I2V download"
+            )
+        kwargs = {"torch_dtype": dtype}
+        if transformer is not None:
+            kwargs["transformer"] = DynamiCtrlTransformer3DModel.from_pretrained(transformer, torch_dtype=dtype)
+        pipe = DynamiCtrlPipeline.from_pretrained(model, **kwargs)
+        source = str(model) + (f" + transformer {transformer}" if transformer else "")
+    if scheduler == "dpm" and not isinstance(pipe.scheduler, CogVideoXDPMScheduler):
+        # the official release samples with CogVideoX's DPM scheduler and trailing timesteps
+        pipe.scheduler = CogVideoXDPMScheduler.from_config(pipe.scheduler.config, timestep_spacing="trailing")
+    elif scheduler not in ("dpm", "model"):
+        raise ValueError(f"scheduler={scheduler!r}; allowed: 'dpm' (official) or 'model' (the folder's own)")
+    if pipe.transformer.dtype != dtype:
+        pipe = pipe.to(dtype=dtype)
+    if offload and not str(device).startswith("cpu"):
+        if offload == "model":
+            pipe.enable_model_cpu_offload(device=device)
+        elif offload == "sequential":
+            pipe.enable_sequential_cpu_offload(device=device)
+        else:
+            raise ValueError(f"offload={offload!r}; allowed: 'model', 'sequential'")
+    else:
+        if offload:
+            logger.warning("--offload %s ignored: the device is the CPU already", offload)
+        pipe = pipe.to(device)
+    if vae_tiling:
+        pipe.enable_vae_tiling()
+    pipe.enable_vae_slicing()
+    return LoadedPipeline(pipe, source, random_weights)
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", type=Path, help="diffusers-layout model folder (default: the embedded tiny model)")
+    group.add_argument(
+        "--transformer", type=Path, help="transformer folder to use instead of MODEL/transformer (official DynamiCtrl)"
+    )
+    group.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    group.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 (default: bf16 on GPU, fp32 on CPU)")
+    group.add_argument("--offload", choices=("model", "sequential"), help="CPU offload of idle models (GPU only)")
+    group.add_argument("--vae-tiling", action="store_true", help="tile the VAE (less memory at high resolution)")
+    group.add_argument(
+        "--scheduler",
+        choices=("dpm", "model"),
+        default="dpm",
+        help="dpm: CogVideoX DPM with trailing timesteps (official); model: the folder's own scheduler",
+    )
+
+
+def add_generation_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("generation")
+    group.add_argument("--mask", type=Path, help="person mask of the reference: the prompt alone draws the background")
+    group.add_argument("--negative-prompt", default=None, help="negative prompt for guidance")
+    group.add_argument("--height", type=int, help="output height (default: the model's sample height)")
+    group.add_argument("--width", type=int, help="output width (default: the model's sample width)")
+    group.add_argument("--steps", type=int, default=None, help="denoising steps (default 25; 10 with --demo)")
+    group.add_argument("--guidance", type=float, default=3.0, help="text guidance scale; <= 1 turns it off (3.0)")
+    group.add_argument("--seed", type=int, default=42, help="random seed; clip k uses seed + k (default 42)")
+    group.add_argument("--max-frames", type=int, help="animate only the first N pose frames")
+    group.add_argument("--fps", type=float, help="output frame rate (default: the pose video's)")
+    group.add_argument("--retarget", action="store_true", help="fit the pose to the reference's body (keypoints/raw)")
+    group.add_argument(
+        "--pose-kind",
+        default="auto",
+        choices=("auto", "rendered", "keypoints", "raw"),
+        help="what --pose is (default: detect)",
+    )
+    group.add_argument("--pose-models", type=Path, help="folder of the DWPose ONNX models (raw motion videos)")
+    group.add_argument("--person-masks", type=Path, help="person-mask video for the output (colour matching, chaining)")
+    group.add_argument("--save-frames", action="store_true", help="also write OUT.png: reference | pose | result rows")
+
+
+def add_long_video_args(parser: argparse.ArgumentParser, clip_flag: str = "--clip-frames") -> None:
+    group = parser.add_argument_group("long videos")
+    group.add_argument(
+        clip_flag, dest="clip_frames", type=int, help="frames per clip, k*4+1 (default: the model's sample_frames)"
+    )
+    group.add_argument("--overlap", type=int, default=1, help="pose frames shared by consecutive clips (default 1)")
+    group.add_argument(
+        "--anchor-every", type=int, default=0, help="re-anchor on the original reference every N clips (0: never)"
+    )
+    group.add_argument(
+        "--color-match",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="match each clip's LAB colour statistics to the first clip's (default on)",
+    )
+    group.add_argument("--save-clips", action="store_true", help="also write each clip to OUT_clips/clip_NNN.mp4")
+
+
+def load_prompts(args: argparse.Namespace) -> PromptSchedule:
+    if getattr(args, "prompts_file", None):
+        if args.prompt:
+            raise ValueError("give --prompt or --prompts-file, not both")
+        return PromptSchedule.from_file(args.prompts_file)
+    return PromptSchedule.coerce(args.prompt or "")
+
+
+def animate(args: argparse.Namespace) -> Path:
+    """Run a generation from parsed arguments; returns the output path (prints where it went and how long it took)."""
+    from dynamictrl.pose.inputs import load_pose_input
+
+    started = time.perf_counter()
+    device = args.device or default_device()
+    loaded = load_pipeline(
+        args.model,
+        args.transformer,
+        device,
+        parse_dtype(args.dtype, device),
+        args.offload,
+        args.scheduler,
+        args.vae_tiling,
+    )
+    if loaded.random_weights:
+        print(RANDOM_WEIGHTS_NOTICE.format(path=EMBEDDED_MODEL_DIR))
+    pipe = loaded.pipe
+    cfg = pipe.transformer.config
+    height = args.height or cfg.sample_height * pipe.vae_scale_factor_spatial
+    width = args.width or cfg.sample_width * pipe.vae_scale_factor_spatial
+    clip_frames = args.clip_frames or pipe.default_num_frames
+
+    reference = read_image(args.ref)  # (H, W, 3)
+    mask = read_image(args.mask, mode="L") if args.mask else None
+    poses = load_pose_input(
+        args.pose,
+        height,
+        width,
+        reference_image=reference,
+        retarget=args.retarget,
+        models_dir=args.pose_models,
+        kind=args.pose_kind,
+    )  # (T, H, W, 3)
+    if args.max_frames:
+        poses = poses[: args.max_frames]
+    person_masks = read_video(args.person_masks)[0] if args.person_masks else None
+    fps = args.fps or video_fps(args.pose)
+    prompts = load_prompts(args)
+
+    out = Path(args.out)
+    clips_dir = out.with_name(out.stem + "_clips") if args.save_clips else None
+    result = sample_long_video(
+        pipe,
+        reference,
+        poses,
+        prompts,
+        clip_frames=clip_frames,
+        overlap=args.overlap,
+        anchor_every=args.anchor_every,
+        color_match=args.color_match,
+        height=height,
+        width=width,
+        reference_mask=mask,
+        person_masks=person_masks,
+        negative_prompt=args.negative_prompt,
+        num_inference_steps=args.steps or 25,
+        guidance_scale=args.guidance,
+        seed=args.seed,
+        save_clips_dir=clips_dir,
+        fps=fps,
+    )
+    write_video(out, result.frames, fps=fps)
+    elapsed = time.perf_counter() - started
+    print(f"model: {loaded.source}; {len(result.frames)} frames {width}x{height} in {len(result.clips)} clip(s)")
+    if args.save_frames:
+        sheet = write_image(out.with_suffix(".png"), make_contact_sheet(reference, poses, result.frames))
+        print(f"contact sheet (reference | pose | result): {sheet}")
+    if clips_dir is not None:
+        print(f"clips: {clips_dir}/")
+    print(f"wrote {out} in {elapsed:.1f} s")
+    return out
