@@ -97,9 +97,9 @@ def load_pipeline(
                 "transformer/, vae/, text_encoder/, tokenizer/, scheduler/), e.g. one saved by "
                 "DynamiCtrlPipeline.save_pretrained or a CogVideoX-5B-I2V download"
             )
-        kwargs = {"torch_dtype": dtype}
+        kwargs = _dtype_kwarg(dtype)
         if transformer is not None:
-            kwargs["transformer"] = DynamiCtrlTransformer3DModel.from_pretrained(transformer, torch_dtype=dtype)
+            kwargs["transformer"] = DynamiCtrlTransformer3DModel.from_pretrained(transformer, **_dtype_kwarg(dtype))
         pipe = DynamiCtrlPipeline.from_pretrained(model, **kwargs)
         source = str(model) + (f" + transformer {transformer}" if transformer else "")
     if scheduler == "dpm" and not isinstance(pipe.scheduler, CogVideoXDPMScheduler):
@@ -124,6 +124,15 @@ def load_pipeline(
         pipe.enable_vae_tiling()
     pipe.enable_vae_slicing()
     return LoadedPipeline(pipe, source, random_weights)
+
+
+def _dtype_kwarg(dtype: torch.dtype) -> dict:
+    """diffusers >= 0.42 names the load dtype ``dtype`` (``torch_dtype`` is deprecated); older versions need the
+    old name."""
+    import diffusers
+    from packaging.version import Version
+
+    return {"dtype" if Version(diffusers.__version__) >= Version("0.42") else "torch_dtype": dtype}
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
