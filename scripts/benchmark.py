@@ -220,9 +220,20 @@ def _random_init_(model: torch.nn.Module, seed: int) -> None:
 
 
 def build_components(
-    preset: str, pose_control: str, dtype: torch.dtype, device: torch.device, model_dir: str | None, seed: int = 0
+    preset: str,
+    pose_control: str,
+    dtype: torch.dtype,
+    device: torch.device,
+    model_dir: str | None,
+    seed: int = 0,
+    latent_size: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
-    """``transformer``, ``vae`` and ``scheduler`` on ``device`` in ``dtype`` (VAE in fp32 on CPU)."""
+    """``transformer``, ``vae`` and ``scheduler`` on ``device`` in ``dtype``.
+
+    ``latent_size`` (H', W'): with random weights and a preset with learned positional embeddings (CogVideoX 1.0,
+    which diffusers only runs at its sample size), the embedding table is made for this size instead; the
+    compute is the same as the real model's at that size.
+    """
     from diffusers import AutoencoderKLCogVideoX, CogVideoXDPMScheduler
 
     from dynamictrl.models.presets import build_transformer
@@ -239,15 +250,18 @@ def build_components(
         scheduler = CogVideoXDPMScheduler.from_pretrained(root / "scheduler")
         return dict(transformer=transformer.eval(), vae=vae.eval(), scheduler=scheduler)
 
+    overrides: dict[str, Any] = {"pose_control": pose_control, "pose_zero_init": False}
+    if latent_size is not None and PRESETS[preset].get("use_learned_positional_embeddings"):
+        overrides.update(sample_height=latent_size[0], sample_width=latent_size[1])
     torch.manual_seed(seed)
     if preset in VAE_CONFIGS:  # 5B: build on the meta device, then allocate and fill on the target device
         with torch.device("meta"):
-            transformer = build_transformer(preset, pose_control=pose_control, pose_zero_init=False)
+            transformer = build_transformer(preset, **overrides)
         transformer = transformer.to_empty(device=device)
         _random_init_(transformer, seed)
         vae = AutoencoderKLCogVideoX(**VAE_CONFIGS[preset])
     else:
-        transformer = build_transformer(preset, pose_control=pose_control, pose_zero_init=False)
+        transformer = build_transformer(preset, **overrides)
         vae = tiny_vae(transformer.config.out_channels, seed)
     return dict(
         transformer=transformer.to(dtype).eval(),
@@ -283,7 +297,16 @@ def run_setting(
 
     dtype = DTYPES[setting.dtype]
     meter = MemoryMeter(device)
-    parts = build_components(setting.preset, setting.pose_control, dtype, device, model_dir, seed)
+    spatial = 8  # both VAEs (tiny and 5B) downsample ×8
+    parts = build_components(
+        setting.preset,
+        setting.pose_control,
+        dtype,
+        device,
+        model_dir,
+        seed,
+        latent_size=(setting.height // spatial, setting.width // spatial),
+    )
     transformer, vae = parts["transformer"], parts["vae"]
     cfg = transformer.config
     skipped = accelerate_transformer(

@@ -259,6 +259,9 @@ def apply_offload(components: dict[str, nn.Module], mode: str, device: torch.dev
     if mode == "sequential":
         from accelerate import cpu_offload
 
+        if device.type == "cpu":  # accelerate's per-module hooks fail when the execution device is the CPU itself
+            raise AccelerationUnavailable("sequential offload needs an accelerator device; the CPU has nothing to save")
+
         for module in components.values():
             module.to("cpu")
             cpu_offload(module, execution_device=device)
