@@ -1,0 +1,81 @@
+"""scripts/benchmark.py runs on CPU with the tiny preset and reports every column (a smoke test, not a timing test)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark.py"
+
+
+@pytest.fixture(scope="module")
+def benchmark():
+    spec = importlib.util.spec_from_file_location("benchmark_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_tiny_benchmark_table_and_json(benchmark, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    # learned positional embeddings are resized to 32×32 by the benchmark (random weights)
+    args = "--preset tiny --height 32 --width 32 --frames 5 --steps 2 --repeats 2 --warmup 1 "
+    args += "--pose-control padaln,none --fuse-qkv off,on --json " + str(out)
+    report = benchmark.main(args.split())
+    table = capsys.readouterr().out.splitlines()
+    header = [c.strip() for c in table[0].strip("|").split("|")]
+    assert header == benchmark.COLUMNS
+    body = [line for line in table[2:] if line.startswith("| tiny")]
+    assert len(body) == 4
+    assert all(len(line.strip("|").split("|")) == len(header) for line in body)
+
+    saved = json.loads(out.read_text())
+    assert saved["environment"]["device"] == "cpu" and saved["steps"] == 2
+    rows = saved["rows"]
+    assert len(rows) == len(report["rows"]) == 4
+    for row in rows:
+        assert "error" not in row, row
+        assert set(benchmark.COLUMNS) <= set(row)
+        for col in ("step_cfg2_s", "step_b1_s", "vae_encode_s", "vae_decode_s"):
+            assert len(row[col]["samples"]) == 2 and row[col]["min"] <= row[col]["median"] <= row[col]["max"]
+        assert len(row["e2e_s"]["samples"]) == 1
+        assert row["tokens"] == 8 + 2 * 2 * 2  # 8 text tokens + 2 latent frames × (4/2)²
+        assert row["achieved_tflops"] > 0 and row["peak_step_gb"] > 0 and row["peak_e2e_gb"] > 0
+        assert (row["padaln_overhead_pct"] is None) == (row["pose_control"] == "none")
+    padaln = [r for r in rows if r["pose_control"] == "padaln"]
+    none = [r for r in rows if r["pose_control"] == "none"]
+    assert all(p["tflops_step"] > n["tflops_step"] for p, n in zip(padaln, none))
+
+
+def test_unavailable_speedup_is_reported_not_fatal(benchmark, capsys):
+    report = benchmark.main(
+        "--preset tiny --height 32 --width 32 --frames 5 --steps 1 --repeats 1 --warmup 0 "
+        "--pose-control padaln --attention-backend flash --offload sequential".split()
+    )
+    (row,) = report["rows"]
+    assert "sequential offload" in row["error"]  # refused on CPU, the run goes on and says why
+    assert "sequential offload" in capsys.readouterr().out
+
+
+def test_bad_arguments(benchmark):
+    with pytest.raises(SystemExit):
+        benchmark.parse_args(["--frames", "48"])
+    with pytest.raises(SystemExit):
+        benchmark.parse_args(["--height", "32,64", "--width", "32"])
+    with pytest.raises(SystemExit):
+        benchmark.parse_args(["--offload", "disk"])
+
+
+def test_settings_cross_product(benchmark):
+    args = benchmark.parse_args(
+        "--preset tiny --frames 5,9 --height 32,64 --width 32,64 --compile off,on --pose-control padaln".split()
+    )
+    settings = benchmark.settings_from_args(args)
+    assert len(settings) == 2 * 2 * 2
+    assert {(s.height, s.width) for s in settings} == {(32, 32), (64, 64)}
+    assert args.dtype == ["fp32"] and args.steps == 4
