@@ -548,6 +548,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cache", type=_csv(str, CACHE_MODES), default=["none"], help="step cache (approximate)")
     parser.add_argument("--fp8", type=_csv(_onoff), default=[False], help="torchao fp8 linears (Hopper; on/off)")
     parser.add_argument("--device", default=None, help="cuda if available, else cpu")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for torch (torch's default if unset); on a busy or small machine 1 gives stable tiny timings",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="write the rows and environment here")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -600,6 +606,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         diffusers.utils.logging.set_verbosity_error()
     from tqdm import tqdm
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
 
     settings = settings_from_args(args)
     rows = []
