@@ -171,6 +171,8 @@ def test_demo_uses_the_embedded_model_when_present(tmp_path, capsys, monkeypatch
 
     DynamiCtrlPipeline(**build_tiny_components("tiny", seed=1)).save_pretrained(tmp_path / "embedded")
     monkeypatch.setattr(cli, "EMBEDDED_MODEL_DIR", tmp_path / "embedded")
-    code, out, err = call(capsys, "infer.py", "--demo", "--steps", 1, "--out", tmp_path / "trained.mp4")
+    code, out, err = call(
+        capsys, "infer.py", "--demo", "--steps", 1, "--max-frames", 9, "--out", tmp_path / "trained.mp4"
+    )
     assert code == 0, err
     assert "RANDOM" not in out and f"model: {tmp_path / 'embedded'}" in out
