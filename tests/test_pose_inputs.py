@@ -69,3 +69,24 @@ def test_raw_video_runs_extraction(tmp_path):
     assert looks_like_rendered_pose(frames)
     with pytest.raises(FileNotFoundError, match="yolox_l.onnx"):
         load_pose_input(path, 160, 240, models_dir=tmp_path / "nowhere", kind="raw")
+
+
+def test_pose_style_for_keypoints(tmp_path):
+    path = _seq().save(tmp_path / "pose.npz")
+    frames = load_pose_input(path, 256, 256, pose_style="dynamictrl")
+    official = draw_pose(BODY + [3, 0], np.ones(18), 256, 256, style="dynamictrl")
+    np.testing.assert_array_equal(frames[1], official)
+    assert not np.array_equal(official, draw_pose(BODY + [3, 0], np.ones(18), 256, 256))
+    with pytest.raises(ValueError, match="dwpose.*dynamictrl"):
+        load_pose_input(path, 256, 256, pose_style="official")
+
+
+def test_official_style_render_is_detected_as_rendered(tmp_path):
+    rng = np.random.default_rng(0)
+    face = BODY[0] + rng.uniform(-12, 12, (68, 2))
+    hands = np.stack([BODY[4] + rng.uniform(-12, 12, (21, 2)), BODY[7] + rng.uniform(-12, 12, (21, 2))])
+    img = draw_pose(BODY, np.ones(18), 256, 256, hands, np.full((2, 21), 0.5), face, np.ones(68), style="dynamictrl")
+    assert looks_like_rendered_pose(np.stack([img] * 2))
+    path = write_video(tmp_path / "pose.mp4", np.stack([img] * 2), lossless=True)
+    frames = load_pose_input(path, 256, 256, pose_style="dynamictrl")  # used as is
+    np.testing.assert_array_equal(frames[0], img)

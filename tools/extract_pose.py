@@ -7,6 +7,10 @@ Example:
 
 The two ONNX files (yolox_l.onnx, dw-ll_ucoco_384.onnx) come from https://huggingface.co/yzd-v/DWPose; point
 --models-dir (or the environment variable DYNAMICTRL_DWPOSE_DIR) at the folder holding them.
+
+--pose-style dynamictrl draws the pose video the way the official DynamiCtrl release does (thin sticks, red and
+blue swapped, confidence-weighted colours): use it for videos meant for the official checkpoints. The keypoints
+file is the same for both styles. See docs/pose.md.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+
+from dynamictrl.pose.render import STYLES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("bones", "global"),
         default="bones",
         help="bones: per-bone lengths from the reference + feet on the ground; global: scale + shift only",
+    )
+    p.add_argument(
+        "--pose-style",
+        choices=STYLES,
+        default="dwpose",
+        help="drawing style: dwpose (standard DWPose colours, our models) or dynamictrl (the official release's "
+        "pose videos, for its checkpoints)",
     )
     p.add_argument("--lossless", action="store_true", help="write the pose video losslessly (exact colours)")
     p.add_argument("--cpu", action="store_true", help="run ONNX Runtime on the CPU even if CUDA is available")
@@ -81,9 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"keypoints -> {args.keypoints}")
     if args.height is not None:
         seq = fit_to_frame(seq, args.height, args.width)
-    rendered = render_pose_sequence(seq, threshold=args.threshold)
+    rendered = render_pose_sequence(seq, threshold=args.threshold, style=args.pose_style)
     write_video(args.out, rendered, fps=fps, lossless=args.lossless)
-    print(f"pose video -> {args.out} ({len(rendered)} frames {rendered.shape[2]}x{rendered.shape[1]})")
+    size = f"{rendered.shape[2]}x{rendered.shape[1]}"
+    print(f"pose video -> {args.out} ({len(rendered)} frames {size}, {args.pose_style} style)")
     return 0
 
 

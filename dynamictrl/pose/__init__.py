@@ -1,17 +1,18 @@
-"""Pose tools: keypoint format, DWPose-style rendering, retargeting, smoothing and DWPose extraction.
+"""Pose tools: keypoint format, rendering (DWPose or official DynamiCtrl style, see :mod:`.render`), retargeting, smoothing and DWPose extraction.
 
 Heavy or optional parts (ONNX Runtime extraction) are imported lazily inside the functions that need them.
 """
 
 from dynamictrl.pose.inputs import fit_to_frame, load_pose_input, looks_like_rendered_pose
 from dynamictrl.pose.keypoints import BODY_KEYPOINTS, PoseSequence
-from dynamictrl.pose.render import draw_pose, render_pose_sequence
+from dynamictrl.pose.render import STYLES, draw_pose, render_pose_sequence
 from dynamictrl.pose.retarget import retarget
 from dynamictrl.pose.smoothing import fill_gaps, one_euro_filter, smooth_pose_sequence
 
 __all__ = [
     "BODY_KEYPOINTS",
     "PoseSequence",
+    "STYLES",
     "draw_pose",
     "fill_gaps",
     "fit_to_frame",

@@ -15,6 +15,12 @@ another 255 or 153). A natural video almost never passes both. Force the choice 
 With ``retarget=True`` the keypoints are fitted to the reference person (:func:`.retarget.retarget`); the
 reference pose comes from ``reference_pose`` or is extracted from ``reference_image``. A rendered pose video
 cannot be retargeted (its keypoints are gone).
+
+Keypoints (from a file or extracted) are drawn in ``pose_style`` (:data:`.render.STYLES`): ``"dwpose"`` for
+models trained on standard DWPose renders (ours), ``"dynamictrl"`` for the official release's checkpoints. A
+rendered pose video is used as it is, whatever ``pose_style`` says, so it must already be in the right style.
+Official-style renders pass the auto-detection too (their colours keep the palette's saturation; only the face
+dots are grey).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from dynamictrl.pose.keypoints import PoseSequence
-from dynamictrl.pose.render import render_pose_sequence
+from dynamictrl.pose.render import check_style, render_pose_sequence
 
 logger = logging.getLogger(__name__)
 
@@ -96,12 +102,17 @@ def load_pose_input(
     retarget_mode: str = "bones",
     smooth: bool = True,
     threshold: float = 0.3,
+    pose_style: str = "dwpose",
 ) -> np.ndarray:
-    """Rendered pose frames ``(T, height, width, 3)`` uint8 from a pose video, keypoints file or raw video."""
+    """Rendered pose frames ``(T, height, width, 3)`` uint8 from a pose video, keypoints file or raw video.
+
+    ``pose_style`` is the drawing style for keypoints: ``"dwpose"`` or ``"dynamictrl"`` (official checkpoints).
+    """
     from dynamictrl.data.io import read_video, resize_and_center_crop
 
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    check_style(pose_style)
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"pose input not found: {path}")
@@ -120,6 +131,8 @@ def load_pose_input(
                     f"{path} is a rendered pose video, which cannot be retargeted; pass its keypoints file or "
                     "the raw motion video instead (or kind='raw' if the guess was wrong)"
                 )
+            if pose_style != "dwpose":
+                logger.info("%s is already rendered: used as is, pose_style=%r does not apply", path, pose_style)
             return resize_and_center_crop(frames, height, width)
         from dynamictrl.pose.dwpose import DWPoseExtractor
 
@@ -133,4 +146,4 @@ def load_pose_input(
 
         ref = _reference_pose(reference_pose, reference_image, models_dir)
         seq = retarget_fn(seq, ref, mode=retarget_mode, threshold=threshold)
-    return render_pose_sequence(fit_to_frame(seq, height, width), threshold=threshold)
+    return render_pose_sequence(fit_to_frame(seq, height, width), threshold=threshold, style=pose_style)
