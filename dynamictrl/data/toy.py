@@ -12,7 +12,6 @@ import numpy as np
 
 from .io import write_video
 
-
 _WORDS = ("red", "blue", "green", "pink", "gold", "teal", "grey", "plum")
 
 
