@@ -176,3 +176,25 @@ def test_demo_uses_the_embedded_model_when_present(tmp_path, capsys, monkeypatch
     )
     assert code == 0, err
     assert "RANDOM" not in out and f"model: {tmp_path / 'embedded'}" in out
+
+
+def test_pose_style_reaches_the_pose_loader(inputs, tmp_path, capsys, monkeypatch):
+    """--pose-style dynamictrl (official checkpoints) is passed to load_pose_input for keypoints / raw videos."""
+    import dynamictrl.pose.inputs as pose_inputs
+
+    seen = {}
+    real = pose_inputs.load_pose_input
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pose_inputs, "load_pose_input", spy)
+    out = tmp_path / "styled.mp4"
+    code, _, err = call(
+        capsys, "infer.py", "--model", inputs / "model", "--ref", inputs / "ref.png", "--pose", inputs / "pose.mp4",
+        "--prompt", "a dancer", "--frames", 9, "--max-frames", 9, "--out", out, "--pose-style", "dynamictrl", *COMMON,
+    )  # fmt: skip
+    assert code == 0, err
+    assert seen["pose_style"] == "dynamictrl"
+    assert out.is_file()

@@ -172,6 +172,12 @@ def add_generation_args(parser: argparse.ArgumentParser) -> None:
         help="what --pose is (default: detect)",
     )
     group.add_argument("--pose-models", type=Path, help="folder of the DWPose ONNX models (raw motion videos)")
+    group.add_argument(
+        "--pose-style",
+        default="dwpose",
+        choices=("dwpose", "dynamictrl"),
+        help="how keypoints / raw videos are drawn: dwpose (our models) or dynamictrl (official checkpoints)",
+    )
     group.add_argument("--person-masks", type=Path, help="person-mask video for the output (colour matching, chaining)")
     group.add_argument("--save-frames", action="store_true", help="also write OUT.png: reference | pose | result rows")
 
@@ -235,6 +241,7 @@ def animate(args: argparse.Namespace) -> Path:
         retarget=args.retarget,
         models_dir=args.pose_models,
         kind=args.pose_kind,
+        pose_style=args.pose_style,
     )  # (T, H, W, 3)
     if args.max_frames:
         poses = poses[: args.max_frames]
