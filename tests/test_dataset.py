@@ -58,7 +58,7 @@ def test_reference_masked_to_the_person(toy):
     never = VideoPoseDataset(toy, 5, 32, 32, random_start=False, reference_mask_prob=0.0)
     masked, plain = always[0]["reference"], never[0]["reference"]
     mask = read_video(toy / "masks" / "clip000.mp4")[0][0, ..., 0] > 127  # (H, W) person
-    assert torch.all(masked[:, torch.from_numpy(~mask)] == -1.0)  # background black
+    assert torch.all(masked[:, torch.from_numpy(~mask)] == 0.0)  # background mid-grey, as the pipeline does
     assert torch.equal(masked[:, torch.from_numpy(mask)], plain[:, torch.from_numpy(mask)])
     assert not torch.equal(masked, plain)
 

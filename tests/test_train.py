@@ -242,6 +242,32 @@ def test_latent_cache_and_training_from_it(toy, cache, tmp_path):
     assert summary["global_step"] == 3 and all(torch.isfinite(torch.tensor(summary["losses"])))
 
 
+def test_validation_samples_saves_mp4_and_metrics(toy, cache, tmp_path):
+    from dynamictrl.data.io import read_image, read_video, write_image
+
+    frames, _ = read_video(toy / "videos/clip000.mp4")
+    write_image(tmp_path / "ref.png", frames[0])
+    cfg = make_cfg(
+        toy,
+        tmp_path / "run",
+        f"data.latents={cache}",
+        "train.max_steps=1",
+        "validation.every_steps=1",
+        f"validation.reference={tmp_path / 'ref.png'}",
+        f"validation.pose={toy / 'poses/clip000.mp4'}",
+        f"validation.target={toy / 'videos/clip000.mp4'}",
+        "validation.prompt=red",
+        "validation.num_inference_steps=2",
+    )
+    Trainer(cfg).train()
+    folder = tmp_path / "run/validation"
+    video, _ = read_video(folder / "step-0000001.mp4")
+    assert video.shape == (9, 64, 64, 3)
+    record = json.loads((folder / "metrics.jsonl").read_text().splitlines()[0])
+    assert record["step"] == 1 and {"val/l1", "val/ssim", "val/psnr"} <= record.keys()
+    assert read_image(tmp_path / "ref.png").shape == (64, 64, 3)
+
+
 def test_step_generators_are_distinct_and_reproducible():
     draw = lambda *a: torch.randn(4, generator=step_generator(*a, torch.device("cpu")))  # noqa: E731
     assert torch.equal(draw(1, 5, 0, 0), draw(1, 5, 0, 0))

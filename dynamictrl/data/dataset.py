@@ -12,8 +12,9 @@ Layout (DESIGN.md §5)::
 A sample is ``num_frames`` frames taken every ``frame_stride`` frames (random start), resized and centre-cropped
 with the inference policy (:func:`dynamictrl.data.io.resize_and_center_crop`). The reference image is the first
 sampled frame and the pose clip covers the same frames, so the pose video's first frame is the reference's pose:
-the official release's convention. With a mask, the reference is masked to the person (background black) with
-probability ``reference_mask_prob``.
+the official release's convention. With a mask, the reference is masked to the person with probability
+``reference_mask_prob``, by the pipeline's own :func:`~dynamictrl.pipelines.conditioning.apply_reference_mask`
+(background 0 in [-1, 1], i.e. mid-grey), so training and inference see the same masked reference.
 
 An unreadable video is skipped (the next clip is used instead) and counted in the sample's ``skipped`` field so the
 trainer can log it; a dataset with missing pose files fails at construction, listing them.
@@ -34,6 +35,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from ..pipelines.conditioning import apply_reference_mask
 from .io import IMAGE_SUFFIXES, VideoReadError, read_image, read_video, resize_and_center_crop
 
 logger = logging.getLogger(__name__)
@@ -225,20 +227,21 @@ class VideoPoseDataset(Dataset):
             idx = idx + start
         video = resize_and_center_crop(frames[idx], self.height, self.width)  # (F, H, W, 3)
         pose = resize_and_center_crop(poses[idx], self.height, self.width)  # (F, H, W, 3)
-        reference = video[0]  # (H, W, 3): the first clip frame, whose pose is pose[0]
+        reference = to_model_range(video[:1])[:, 0]  # (3, H, W): the first clip frame, whose pose is pose[0]
         masked = None
         if clip["mask"] is not None and (masked_reference or with_masked_reference):
-            masked = reference * self._person_mask(clip["mask"], int(idx[0]))[..., None]
+            person = torch.from_numpy(self._person_mask(clip["mask"], int(idx[0]))).float()  # (H, W) in {0, 1}
+            masked = apply_reference_mask(reference[None], person)[0]  # background 0 (grey), as at inference
         sample = dict(
             video=to_model_range(video),
             pose=to_model_range(pose),
-            reference=to_model_range((masked if masked_reference and masked is not None else reference)[None])[:, 0],
+            reference=masked if masked_reference and masked is not None else reference,
             prompt=clip["prompt"],
             name=clip["name"],
             start=int(idx[0]),
         )
         if with_masked_reference and masked is not None:
-            sample["masked_reference"] = to_model_range(masked[None])[:, 0]
+            sample["masked_reference"] = masked
         return sample
 
     def _person_mask(self, path: Path, frame: int) -> np.ndarray:

@@ -108,7 +108,8 @@ class TrainConfig:
     output_dir: str = "runs/default"
     seed: int = 42
     batch_size: int = 1  # per process
-    max_steps: int = 1000  # optimizer steps
+    max_steps: int = 1000  # optimizer steps (the LR schedule spans these)
+    max_steps_per_run: int | None = None  # stop this invocation early (job time limits); resume continues
     gradient_accumulation_steps: int = 1
     mixed_precision: str | None = None  # None: whatever `accelerate launch` was configured with
     gradient_checkpointing: bool = False

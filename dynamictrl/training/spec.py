@@ -121,6 +121,17 @@ class DynamiCtrlSpec:
             )
         return frames
 
+    def check_size(self, height: int, width: int, spatial_compression: int) -> None:
+        """Models with learned positional embeddings (CogVideoX 1.0 I2V) only accept their sample size."""
+        tcfg = self.components.transformer.config
+        if tcfg.use_learned_positional_embeddings:
+            want = (tcfg.sample_height * spatial_compression, tcfg.sample_width * spatial_compression)
+            if (height, width) != want:
+                raise ValueError(
+                    f"data.height={height}, data.width={width}: this transformer has learned positional embeddings "
+                    f"for {want[0]}x{want[1]} pixels only (height x width); use that size"
+                )
+
     # ------------------------------------------------------------------ conditions
 
     def empty_prompt_embeds(self, device: torch.device, dtype: torch.dtype) -> torch.Tensor:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,7 @@ class Trainer:
 
         cfg = self.cfg
         accelerator = Accelerator(
+            cpu=_cpu_only(),
             gradient_accumulation_steps=cfg.train.gradient_accumulation_steps,
             mixed_precision=cfg.train.mixed_precision,
             log_with=list(cfg.logging.report_to) or None,
@@ -142,7 +144,9 @@ class Trainer:
         set_seed(cfg.train.seed)
         self.dataset = self._dataset()
         cached = isinstance(self.dataset, LatentDataset)
-        need_text = cfg.model.use_text and not (cached and self.dataset.meta.get("has_prompt_embeds"))
+        need_text = cfg.model.use_text and (
+            not (cached and self.dataset.meta.get("has_prompt_embeds")) or cfg.validation.every_steps > 0
+        )
         need_vae = not cached or cfg.validation.every_steps > 0
         components = load_components(cfg.model, need_vae=need_vae, need_text=need_text)
         for frozen in (components.vae, components.text_encoder):
@@ -151,7 +155,9 @@ class Trainer:
         empty = self.dataset.empty_prompt_embeds() if cached else None
         self.spec = DynamiCtrlSpec(cfg, components, empty_prompt_embeds=empty)
         if not cached:
-            self.spec.check_frames(cfg.data.num_frames, components.vae.config.temporal_compression_ratio)
+            vae = components.vae
+            self.spec.check_frames(cfg.data.num_frames, vae.config.temporal_compression_ratio)
+            self.spec.check_size(cfg.data.height, cfg.data.width, 2 ** (len(vae.config.block_out_channels) - 1))
 
         transformer = components.transformer
         params = self._select_trainable(transformer)
@@ -307,6 +313,7 @@ class Trainer:
             shutil.rmtree(tmp)
         accelerator.wait_for_everyone()
         accelerator.save_state(str(tmp))
+        accelerator.wait_for_everyone()  # every rank has written its part (RNG states, DeepSpeed shards)
         if accelerator.is_main_process:
             state = dict(
                 global_step=self.global_step,
@@ -365,7 +372,10 @@ class Trainer:
         )
         data_iter = iter(self.loader)
         start_step, start_time = self.global_step, time.perf_counter()
-        while self.global_step < cfg.train.max_steps:
+        stop = cfg.train.max_steps
+        if cfg.train.max_steps_per_run:
+            stop = min(stop, start_step + cfg.train.max_steps_per_run)
+        while self.global_step < stop:
             logs = self.train_step(data_iter)
             self.history.append(logs)
             self._check_bad_data()
@@ -409,6 +419,15 @@ class Trainer:
         """Sum of all trainable weights in float64: equal on every rank when data-parallel training is in sync."""
         with torch.no_grad():
             return float(sum(p.detach().double().sum().item() for p in self.params))
+
+
+def _cpu_only() -> bool:
+    """True on a machine without any GPU (or MPS) outside DeepSpeed: then several ``torchrun`` ranks form a gloo
+    group (accelerate only does that when told the run is on CPU)."""
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true":
+        return False
+    mps = getattr(torch.backends, "mps", None)
+    return not torch.cuda.is_available() and not (mps is not None and mps.is_available())
 
 
 def _flat(cfg: Config) -> dict[str, Any]:

@@ -7,6 +7,7 @@ given) to ``OUTPUT/validation/metrics.jsonl``; the metrics also go to the tracke
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from pathlib import Path
@@ -48,8 +49,14 @@ def sample_validation_clip(trainer) -> np.ndarray:
     c = trainer.spec.components
     transformer = trainer.accelerator.unwrap_model(trainer.transformer)
     pipe = _pipeline_class()(
-        vae=c.vae, text_encoder=c.text_encoder, tokenizer=c.tokenizer, transformer=transformer, scheduler=c.scheduler
+        vae=c.vae,
+        text_encoder=c.text_encoder,
+        tokenizer=c.tokenizer,
+        transformer=transformer,
+        scheduler=copy.deepcopy(c.scheduler),  # sampling sets timesteps on it; training keeps its own
+        scale_reference_latents=cfg.model.scale_reference_latents,
     )
+    pipe.set_progress_bar_config(disable=True)
     was_training = transformer.training
     transformer.eval()
     try:
@@ -68,8 +75,7 @@ def sample_validation_clip(trainer) -> np.ndarray:
             )
     finally:
         transformer.train(was_training)
-    video = out.frames[0] if hasattr(out, "frames") else out[0]
-    video = np.asarray(video)
+    video = np.asarray(out.frames[0])  # (F, H, W, 3) in [0, 1]
     if video.dtype != np.uint8:
         video = (np.clip(video, 0, 1) * 255).round().astype(np.uint8)
     return video  # (F, H, W, 3)
