@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     from dynamictrl.data.io import VideoReadError
     from dynamictrl.pipelines.conditioning import encode_prompt, encode_reference, encode_video
     from dynamictrl.training.config import load_config
-    from dynamictrl.training.spec import load_components
+    from dynamictrl.training.spec import load_components, resolve_reference_scaling
 
     try:
         cfg = load_config(args.config, args.overrides)
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                     latents = encode_video(vae, video, sample=False)[0]  # (F', C, H', W')
                     pose = encode_video(vae, sample["pose"][None].to(device), sample=False)[0]
                     frames = latents.shape[0]
-                    scale = cfg.model.scale_reference_latents
+                    scale = resolve_reference_scaling(cfg.model, vae)
                     reference = encode_reference(
                         vae, sample["reference"][None].to(device), frames, scale_latents=scale, sample=False
                     )[0]
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         frame_stride=data.frame_stride,
         clips_per_video=args.clips_per_video,
         vae_scaling_factor=float(vae.config.scaling_factor),
-        scale_reference_latents=cfg.model.scale_reference_latents,
+        scale_reference_latents=resolve_reference_scaling(cfg.model, vae),
         has_prompt_embeds=text_encoder is not None,
         max_text_seq_length=max_length,
         model_source=cfg.model.source,

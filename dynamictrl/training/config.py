@@ -49,8 +49,9 @@ class ModelConfig:
     pose_control: str = "padaln"
     use_text: bool = True
     seed: int = 0  # initialisation seed of the tiny components
-    # Reference latent x VAE scaling factor (the official code uses 1.0 when the VAE sets invert_scale_latents).
-    scale_reference_latents: bool = True
+    # Reference latent x VAE scaling factor. null = the official release's (and the pipeline's) rule: scaled, except
+    # for VAEs with invert_scale_latents (CogVideoX 1.5), where the official code uses 1.0.
+    scale_reference_latents: bool | None = None
     ofs: float = 2.0  # CogVideoX 1.5's ofs condition; unused by models without an ofs embedding
     max_text_seq_length: int | None = None  # default: the transformer's max_text_seq_length
 

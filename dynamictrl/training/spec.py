@@ -16,7 +16,13 @@ from typing import Any
 import torch
 
 from ..models.transformer import DynamiCtrlTransformer3DModel
-from ..pipelines.conditioning import encode_prompt, encode_reference, encode_video, num_latent_frames
+from ..pipelines.conditioning import (
+    encode_prompt,
+    encode_reference,
+    encode_video,
+    num_latent_frames,
+    official_reference_scaling,
+)
 from .config import Config, ModelConfig
 from .losses import diffusion_loss
 
@@ -84,6 +90,13 @@ def load_components(cfg: ModelConfig, need_vae: bool = True, need_text: bool = T
     return Components(transformer, scheduler, vae, text_encoder, tokenizer)
 
 
+def resolve_reference_scaling(cfg: ModelConfig, vae) -> bool:
+    """``model.scale_reference_latents``, or when null the official rule for this VAE (the pipeline's default)."""
+    if cfg.scale_reference_latents is not None:
+        return bool(cfg.scale_reference_latents)
+    return official_reference_scaling(vae) if vae is not None else True
+
+
 class DynamiCtrlSpec:
     """Conditions and loss of DynamiCtrl training.
 
@@ -101,6 +114,7 @@ class DynamiCtrlSpec:
         self.has_ofs = tcfg.ofs_embed_dim is not None
         self.patch_size_t = tcfg.patch_size_t
         self._empty_prompt_embeds = empty_prompt_embeds
+        self.scale_reference_latents = resolve_reference_scaling(cfg.model, components.vae)
         self._warned_cache_noise = False
         scheduler = components.scheduler
         self.num_train_timesteps = scheduler.config.num_train_timesteps
@@ -175,7 +189,7 @@ class DynamiCtrlSpec:
                 reference,
                 latents.shape[1],
                 generator=generator,
-                scale_latents=self.cfg.model.scale_reference_latents,
+                scale_latents=self.scale_reference_latents,
             ).to(dtype)
         batch_size = latents.shape[0]
         if data.image_dropout_prob > 0:  # CogVideoX I2V's noised_image_dropout

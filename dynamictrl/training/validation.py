@@ -54,7 +54,7 @@ def sample_validation_clip(trainer) -> np.ndarray:
         tokenizer=c.tokenizer,
         transformer=transformer,
         scheduler=copy.deepcopy(c.scheduler),  # sampling sets timesteps on it; training keeps its own
-        scale_reference_latents=cfg.model.scale_reference_latents,
+        scale_reference_latents=trainer.spec.scale_reference_latents,
     )
     pipe.set_progress_bar_config(disable=True)
     was_training = transformer.training
