@@ -339,3 +339,30 @@ def test_deepspeed_zero2_two_steps_on_cpu(toy, cache, tmp_path):
     assert (ckpt / "pytorch_model").is_dir()  # DeepSpeed's own engine state
     assert (ckpt / "transformer/diffusion_pytorch_model.safetensors").is_file()
     assert json.loads((out / "ranks/rank0.json").read_text())["global_step"] == 2
+
+
+def test_v_prediction_loss_is_the_v_mse_and_epsilon_loss_is_its_weighted_form():
+    from diffusers import CogVideoXDPMScheduler
+
+    from dynamictrl.models.tiny import COGVIDEOX_SCHEDULER_CONFIG
+    from dynamictrl.training.losses import diffusion_loss
+
+    scheduler = CogVideoXDPMScheduler(**COGVIDEOX_SCHEDULER_CONFIG)
+    g = torch.Generator().manual_seed(0)
+    x0, eps, out = (torch.randn(3, 2, 4, 4, 4, generator=g, dtype=torch.float64) for _ in range(3))
+    t = torch.tensor([0, 500, 999])
+    a = scheduler.alphas_cumprod.double()[t].view(-1, 1, 1, 1, 1)
+    noisy = scheduler.add_noise(x0, eps, t)
+    v = a.sqrt() * eps - (1 - a).sqrt() * x0
+    loss = diffusion_loss(scheduler.alphas_cumprod, "v_prediction", out, noisy, x0, eps, t)
+    assert torch.allclose(loss.double(), ((out - v) ** 2).flatten(1).mean(1), rtol=1e-4)  # float32 inside
+    # CogVideoX's fine-tuning form: x0 from the scheduler's get_velocity, weighted by 1 / (1 - alpha_bar)
+    x0_hat = scheduler.get_velocity(out, noisy, t)
+    reference = ((x0_hat - x0) ** 2 / (1 - a)).flatten(1).mean(1)
+    assert torch.allclose(loss.double(), reference, rtol=1e-4)
+    # the epsilon-loss of the same prediction is alpha_bar times the v-loss
+    eps_hat = (1 - a).sqrt() * noisy + a.sqrt() * out
+    eps_loss = diffusion_loss(scheduler.alphas_cumprod, "epsilon", eps_hat, noisy, x0, eps, t)
+    assert torch.allclose(eps_loss.double(), a.flatten() * loss.double(), rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="prediction_type"):
+        diffusion_loss(scheduler.alphas_cumprod, "flow", out, noisy, x0, eps, t)
