@@ -605,10 +605,30 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         import diffusers
 
         diffusers.utils.logging.set_verbosity_error()
-    from tqdm import tqdm
 
+    threads = torch.get_num_threads()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    try:
+        rows = run_all(args)
+    finally:
+        torch.set_num_threads(threads)  # main() is also called in-process (tests)
+    add_padaln_overhead(rows)
+    report = {"environment": environment(args.device), "steps": args.steps, "notes": NOTES, "rows": rows}
+    print(markdown_table(rows))
+    print()
+    for note in NOTES:
+        print(f"- {note}")
+    print(f"- {report['environment']['device_name']} ({args.device}), torch {torch.__version__}, steps={args.steps}")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2, default=str))
+    return report
+
+
+def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Measure every setting of the sweep; a failing setting becomes a row with an ``error``."""
+    from tqdm import tqdm
 
     settings = settings_from_args(args)
     rows = []
@@ -632,17 +652,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if args.device.type == "cuda":
                 torch.cuda.empty_cache()
         rows.append(row)
-    add_padaln_overhead(rows)
-    report = {"environment": environment(args.device), "steps": args.steps, "notes": NOTES, "rows": rows}
-    print(markdown_table(rows))
-    print()
-    for note in NOTES:
-        print(f"- {note}")
-    print(f"- {report['environment']['device_name']} ({args.device}), torch {torch.__version__}, steps={args.steps}")
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2, default=str))
-    return report
+    return rows
 
 
 if __name__ == "__main__":

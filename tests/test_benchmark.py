@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark.py"
 
@@ -24,9 +25,11 @@ def benchmark():
 def test_tiny_benchmark_table_and_json(benchmark, tmp_path, capsys):
     out = tmp_path / "bench.json"
     # learned positional embeddings are resized to 32×32 by the benchmark (random weights)
-    args = "--preset tiny --height 32 --width 32 --frames 5 --steps 2 --repeats 2 --warmup 1 "
+    args = "--preset tiny --threads 1 --height 32 --width 32 --frames 5 --steps 2 --repeats 2 --warmup 1 "
     args += "--pose-control padaln,none --fuse-qkv off,on --json " + str(out)
+    threads = torch.get_num_threads()
     report = benchmark.main(args.split())
+    assert torch.get_num_threads() == threads  # restored
     table = capsys.readouterr().out.splitlines()
     header = [c.strip() for c in table[0].strip("|").split("|")]
     assert header == benchmark.COLUMNS
@@ -54,7 +57,7 @@ def test_tiny_benchmark_table_and_json(benchmark, tmp_path, capsys):
 
 def test_unavailable_speedup_is_reported_not_fatal(benchmark, capsys):
     report = benchmark.main(
-        "--preset tiny --height 32 --width 32 --frames 5 --steps 1 --repeats 1 --warmup 0 "
+        "--preset tiny --threads 1 --height 32 --width 32 --frames 5 --steps 1 --repeats 1 --warmup 0 "
         "--pose-control padaln --attention-backend flash --offload sequential".split()
     )
     (row,) = report["rows"]
