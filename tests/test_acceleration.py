@@ -18,6 +18,7 @@ from dynamictrl.acceleration import (
     enable_step_cache,
     fuse_qkv,
     quantize_fp8,
+    reset_step_cache,
     set_attention_backend,
 )
 from dynamictrl.acceleration.flops import transformer_flops
@@ -157,6 +158,9 @@ def test_pyramid_attention_broadcast_reuses_attention_inside_its_range():
     torch.testing.assert_close(_run(model, kwargs), ref_first, atol=ATOL, rtol=0)  # first call computes
     reused = _run(model, other)  # second call reuses the first call's attention outputs
     assert (reused - ref_other).abs().max() > 1e-3
+    _run(model, kwargs)
+    reset_step_cache(model)  # a new video starts from an empty cache: computed again
+    torch.testing.assert_close(_run(model, other), ref_other, atol=ATOL, rtol=0)
     model.disable_cache()
     enable_step_cache(model, "pab", lambda: timestep["t"], skip_range=2, timestep_range=(100, 800))
     timestep["t"] = 900  # outside the range: always computed
