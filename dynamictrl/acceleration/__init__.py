@@ -44,7 +44,9 @@ class AccelerationUnavailable(RuntimeError):
 # ---------------------------------------------------------------------------------------------- regional compile
 
 
-def compile_blocks(model: nn.Module, backend: str = "inductor", mode: str | None = None, dynamic: bool = False) -> int:
+def compile_blocks(
+    model: nn.Module, backend: str = "inductor", mode: str | None = None, dynamic: bool | None = None
+) -> int:
     """Compile every transformer block in place with ``torch.compile`` (regional compilation). Returns the count.
 
     The blocks are identical modules, so after the first block's graph is built the others reuse it (dynamo caches
@@ -59,6 +61,10 @@ def compile_blocks(model: nn.Module, backend: str = "inductor", mode: str | None
     blocks = getattr(model, "transformer_blocks", None)
     if blocks is None or len(blocks) == 0:
         raise ValueError(f"{type(model).__name__} has no transformer_blocks to compile")
+    # One graph per input layout: block 0's pose stream is a strided slice of the patch embedding, later blocks'
+    # is contiguous, and CFG batch 2 / batch 1 differ; with the default limit (8) a sweep falls back to eager.
+    limit = max(torch._dynamo.config.recompile_limit, 32)
+    torch._dynamo.config.recompile_limit = limit
     for block in blocks:
         block.compile(backend=backend, mode=mode, dynamic=dynamic)
     logger.info("compiled %d transformer blocks (backend=%s, mode=%s)", len(blocks), backend, mode)
