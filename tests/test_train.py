@@ -105,7 +105,9 @@ def test_training_from_pixels_encodes_on_the_fly(toy, tmp_path):
         "data.image_dropout_prob=0.5",
     )
     trainer = Trainer(cfg)
+    torch.set_num_threads(2)
     trainer.setup()
+    assert torch.get_num_threads() == 1  # train.cpu_threads from tiny_cpu.yaml
     assert trainer.spec.components.vae is not None and trainer.spec.components.text_encoder is not None
     batch = next(iter(trainer.loader))
     inputs = trainer.spec.prepare(batch, torch.Generator().manual_seed(0), trainer.device, torch.float32)

@@ -119,6 +119,9 @@ class TrainConfig:
     ema: EmaConfig = field(default_factory=EmaConfig)
     max_nonfinite_steps: int = 5  # stop after this many non-finite losses in a row
     allow_tf32: bool = True
+    # torch intra-op threads when training on CPU (null = torch's default). Tiny models run far faster with 1: their
+    # ops are too small to split, and on a busy machine the threads wait on each other.
+    cpu_threads: int | None = None
 
 
 @dataclass

@@ -136,6 +136,8 @@ class Trainer:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             save_config(cfg, self.output_dir / "config.yaml")
             print(f"resolved config:\n{to_yaml(cfg)}", flush=True)
+        if cfg.train.cpu_threads and self.device.type == "cpu":
+            torch.set_num_threads(cfg.train.cpu_threads)
         if cfg.train.allow_tf32 and torch.cuda.is_available():
             torch.backends.cuda.matmul.allow_tf32 = True
 
