@@ -172,3 +172,32 @@ def test_real_pipeline_long_video_with_clip_files(tmp_path):
     clip_files = sorted(tmp_path.glob("clip_*.mp4"))
     assert [p.name for p in clip_files] == ["clip_000.mp4", "clip_001.mp4"]
     assert read_video(clip_files[1])[0].shape[0] == 7
+
+
+def test_long_video_encodes_each_prompt_once(monkeypatch):
+    """Across clips, prompt embeddings come from the pipeline's text cache: one T5 call per distinct text."""
+    pipe = DynamiCtrlPipeline(**build_tiny_components("tiny-1.5"))
+    pipe.set_progress_bar_config(disable=True)
+    calls = []
+    forward = pipe.text_encoder.forward
+
+    def counting_forward(input_ids, *args, **kwargs):
+        calls.append(input_ids.shape[0])
+        return forward(input_ids, *args, **kwargs)
+
+    monkeypatch.setattr(pipe.text_encoder, "forward", counting_forward)
+    rng = np.random.default_rng(0)
+    args = (rng.integers(0, 256, (32, 32, 3), dtype=np.uint8), rng.integers(0, 256, (25, 32, 32, 3), dtype=np.uint8))
+    kwargs = dict(clip_frames=9, num_inference_steps=1, progress=False, guidance_scale=2.0)
+    cached = sample_long_video(pipe, *args, ["a", "a", "b"], **kwargs)
+    assert len(calls) == 3  # "a", "b" and the empty negative prompt; 6 without the cache
+    assert pipe.text_cache is None  # the sampler's cache does not outlive the video
+    import contextlib
+
+    import dynamictrl.pipelines.long_video as long_video
+
+    monkeypatch.setattr(long_video, "_prompt_cache", lambda pipe: contextlib.nullcontext())
+    calls.clear()
+    uncached = sample_long_video(pipe, *args, ["a", "a", "b"], **kwargs)
+    assert len(calls) == 6
+    np.testing.assert_array_equal(cached.frames, uncached.frames)

@@ -294,6 +294,7 @@ class DynamiCtrlTransformer3DModel(CogVideoXTransformer3DModel):
             # official: the pose latent twice (-> 2C) with the text through the same embedding; text part dropped
             repeats = cfg.in_channels // pose_latents.shape[2]
             _, pose_tokens = self._embed(text, pose_latents.repeat(1, 1, repeats, 1, 1))
+            pose_tokens = pose_tokens.contiguous()  # a slice otherwise: block 0 would need its own compiled graph
 
         # 3. Transformer blocks
         for block in self.transformer_blocks:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from dynamictrl.acceleration import ConditionCache
 from dynamictrl.data.io import resize_and_center_crop, to_uint8, write_video
 
 logger = logging.getLogger(__name__)
@@ -232,6 +234,19 @@ class LongVideoResult:
     clips: list[ClipRecord]
 
 
+@contextmanager
+def _prompt_cache(pipe: Callable):
+    """Give a pipeline without a text cache one for the duration of a long video: each prompt is encoded once."""
+    own = getattr(pipe, "text_cache", False) is None
+    if own:
+        pipe.text_cache = ConditionCache()
+    try:
+        yield
+    finally:
+        if own:
+            pipe.text_cache = None
+
+
 def sample_long_video(
     pipe: Callable,
     image: np.ndarray,
@@ -299,53 +314,55 @@ def sample_long_video(
     target_stats = None
     if save_clips_dir is not None:
         Path(save_clips_dir).mkdir(parents=True, exist_ok=True)
-    for clip in tqdm(clips, desc="clips", disable=not progress or len(clips) == 1):
-        anchored = clip.index == 0 or (anchor_every > 0 and clip.index % anchor_every == 0)
-        poses = pose_video[clip.start : clip.end]
-        if anchored:
-            reference, mask = image, reference_mask
-            if clip.index > 0:  # frame 0 of the pose is the original reference's own pose
-                poses = np.concatenate([pose_video[:1], poses[1:]])
-        else:
-            reference = output[clip.start]
-            mask = None if masks is None else masks[clip.start]
-        if clip.length > clip.frames:  # short last clip: hold the last pose
-            poses = np.concatenate([poses, np.repeat(poses[-1:], clip.length - clip.frames, axis=0)])
-        prompt = schedule.prompt_for(clip)
-        result = pipe(
-            image=reference,
-            pose_video=poses,
-            prompt=prompt,
-            negative_prompt=negative_prompt,
-            reference_mask=mask,
-            num_frames=clip.length,
-            height=height,
-            width=width,
-            num_inference_steps=num_inference_steps,
-            guidance_scale=guidance_scale,
-            generator=torch.Generator().manual_seed(seed + clip.index),
-            output_type="np",
-            **pipe_kwargs,
-        )
-        frames = to_uint8(np.asarray(result.frames)[0][: clip.frames])  # (F, H, W, 3)
-        if save_clips_dir is not None:
-            write_video(Path(save_clips_dir) / f"clip_{clip.index:03d}.mp4", frames, fps=fps)
-        clip_masks = None if masks is None else masks[clip.start : clip.end]
-        if color_match:
-            if target_stats is None:
-                target_stats = lab_stats(frames, clip_masks)
+    with _prompt_cache(pipe):
+        for clip in tqdm(clips, desc="clips", disable=not progress or len(clips) == 1):
+            anchored = clip.index == 0 or (anchor_every > 0 and clip.index % anchor_every == 0)
+            poses = pose_video[clip.start : clip.end]
+            if anchored:
+                reference, mask = image, reference_mask
+                if clip.index > 0:  # frame 0 of the pose is the original reference's own pose
+                    poses = np.concatenate([pose_video[:1], poses[1:]])
             else:
-                frames = match_color(frames, target_stats, clip_masks)
-        _blend_into(output, frames, clip, shared=0 if clip.index == 0 else clips[clip.index - 1].end - clip.start)
-        records.append(ClipRecord(clip, prompt, anchored))
-        logger.info(
-            "clip %d: frames %d-%d, prompt %r%s",
-            clip.index,
-            clip.start,
-            clip.end - 1,
-            prompt,
-            " (anchored on the reference)" if anchored and clip.index else "",
-        )
+                reference = output[clip.start]
+                mask = None if masks is None else masks[clip.start]
+            if clip.length > clip.frames:  # short last clip: hold the last pose
+                poses = np.concatenate([poses, np.repeat(poses[-1:], clip.length - clip.frames, axis=0)])
+            prompt = schedule.prompt_for(clip)
+            result = pipe(
+                image=reference,
+                pose_video=poses,
+                prompt=prompt,
+                negative_prompt=negative_prompt,
+                reference_mask=mask,
+                num_frames=clip.length,
+                height=height,
+                width=width,
+                num_inference_steps=num_inference_steps,
+                guidance_scale=guidance_scale,
+                generator=torch.Generator().manual_seed(seed + clip.index),
+                output_type="np",
+                **pipe_kwargs,
+            )
+            frames = to_uint8(np.asarray(result.frames)[0][: clip.frames])  # (F, H, W, 3)
+            if save_clips_dir is not None:
+                write_video(Path(save_clips_dir) / f"clip_{clip.index:03d}.mp4", frames, fps=fps)
+            clip_masks = None if masks is None else masks[clip.start : clip.end]
+            if color_match:
+                if target_stats is None:
+                    target_stats = lab_stats(frames, clip_masks)
+                else:
+                    frames = match_color(frames, target_stats, clip_masks)
+            _blend_into(output, frames, clip, shared=0 if clip.index == 0 else clips[clip.index - 1].end - clip.start)
+            records.append(ClipRecord(clip, prompt, anchored))
+            logger.info(
+                "clip %d: frames %d-%d, prompt %r%s",
+                clip.index,
+                clip.start,
+                clip.end - 1,
+                prompt,
+                " (anchored on the reference)" if anchored and clip.index else "",
+            )
+
     return LongVideoResult(output, records)
 
 

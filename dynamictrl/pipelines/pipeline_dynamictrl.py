@@ -94,6 +94,9 @@ class DynamiCtrlPipeline(DiffusionPipeline):
         self.vae_scale_factor_spatial = 2 ** (len(self.vae.config.block_out_channels) - 1)
         self.vae_scale_factor_temporal = self.vae.config.temporal_compression_ratio
         self.video_processor = VideoProcessor(vae_scale_factor=self.vae_scale_factor_spatial)
+        # Optional dynamictrl.acceleration.ConditionCache: prompt embeddings reused across calls (the long-video
+        # sampler sets one, so each distinct prompt is encoded once per video rather than once per clip).
+        self.text_cache = None
 
     # ------------------------------------------------------------------ memory helpers
 
@@ -374,12 +377,18 @@ class DynamiCtrlPipeline(DiffusionPipeline):
         do_cfg = self.do_classifier_free_guidance
 
         # 2. Encode the prompt (use_text=False models skip the text encoder)
+        def encode_text(texts: list[str]) -> torch.Tensor:
+            def compute() -> torch.Tensor:
+                return encode_prompt(self.tokenizer, self.text_encoder, texts, max_sequence_length, device, dtype)
+
+            if self.text_cache is None:
+                return compute()
+            key = (tuple(texts), max_sequence_length, str(device), str(dtype))
+            return self.text_cache.get("prompt", key, compute)
+
         if cfg.use_text:
             if prompt_embeds is None:
-                prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-                prompt_embeds = encode_prompt(
-                    self.tokenizer, self.text_encoder, prompts, max_sequence_length, device, dtype
-                )
+                prompt_embeds = encode_text([prompt] if isinstance(prompt, str) else list(prompt))
             batch_size = prompt_embeds.shape[0]
             if do_cfg:
                 if negative_prompt_embeds is None:
@@ -387,9 +396,7 @@ class DynamiCtrlPipeline(DiffusionPipeline):
                     negative = [negative] * batch_size if isinstance(negative, str) else list(negative)
                     if len(negative) != batch_size:
                         raise ValueError(f"negative_prompt has {len(negative)} entries but prompt has {batch_size}")
-                    negative_prompt_embeds = encode_prompt(
-                        self.tokenizer, self.text_encoder, negative, max_sequence_length, device, dtype
-                    )
+                    negative_prompt_embeds = encode_text(negative)
                 prompt_embeds = torch.cat([negative_prompt_embeds.to(device, dtype), prompt_embeds.to(device, dtype)])
         else:
             if prompt is not None or prompt_embeds is not None:
