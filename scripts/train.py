@@ -44,11 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     summary = Trainer(cfg).train()
     if summary["rank"] == 0:
-        print(
-            json.dumps(
-                {k: summary[k] for k in ("global_step", "steps_this_run", "steps_per_second", "world_size")}
-            )
-        )
+        print(json.dumps({k: summary[k] for k in ("global_step", "steps_this_run", "steps_per_second", "world_size")}))
     return 0
 
 

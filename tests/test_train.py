@@ -155,7 +155,16 @@ def test_four_steps_equal_two_plus_resume_plus_two(toy, cache, tmp_path):
 
 def test_checkpoint_limit_tmp_folders_and_resume_paths(toy, cache, tmp_path):
     out = tmp_path / "run"
-    Trainer(make_cfg(toy, out, f"data.latents={cache}", "train.max_steps=3", "checkpoint.every_steps=1", "checkpoint.total_limit=2")).train()
+    Trainer(
+        make_cfg(
+            toy,
+            out,
+            f"data.latents={cache}",
+            "train.max_steps=3",
+            "checkpoint.every_steps=1",
+            "checkpoint.total_limit=2",
+        )
+    ).train()
     names = [p.name for p in list_checkpoints(out)]
     assert names == ["checkpoint-0000002", "checkpoint-0000003"]
     assert not list((out / "checkpoints").glob("*.tmp"))
@@ -174,7 +183,9 @@ def test_checkpoint_limit_tmp_folders_and_resume_paths(toy, cache, tmp_path):
 
 
 def test_pose_branch_only_trains_only_the_branch(toy, cache, tmp_path):
-    cfg = make_cfg(toy, tmp_path / "run", f"data.latents={cache}", "train.max_steps=2", "train.trainable=pose_branch_only")
+    cfg = make_cfg(
+        toy, tmp_path / "run", f"data.latents={cache}", "train.max_steps=2", "train.trainable=pose_branch_only"
+    )
     trainer = Trainer(cfg)
     trainer.setup()
     model = trainer.accelerator.unwrap_model(trainer.transformer)
@@ -187,7 +198,12 @@ def test_pose_branch_only_trains_only_the_branch(toy, cache, tmp_path):
 
 def test_lora_trains_adapters_and_pose_branch_and_resumes(toy, cache, tmp_path):
     extra = (
-        f"data.latents={cache}","train.trainable=lora", "train.lora.rank=4", "train.lora.alpha=4", "checkpoint.every_steps=1")
+        f"data.latents={cache}",
+        "train.trainable=lora",
+        "train.lora.rank=4",
+        "train.lora.alpha=4",
+        "checkpoint.every_steps=1",
+    )
     out = tmp_path / "run"
     trainer = Trainer(make_cfg(toy, out, "train.max_steps=2", "checkpoint.save_final=true", *extra))
     trainer.setup()
@@ -210,7 +226,9 @@ def test_lora_trains_adapters_and_pose_branch_and_resumes(toy, cache, tmp_path):
 
 
 def test_nonfinite_loss_skips_the_step_then_stops(toy, cache, tmp_path, monkeypatch):
-    trainer = Trainer(make_cfg(toy, tmp_path / "run", f"data.latents={cache}", "train.max_steps=10", "train.max_nonfinite_steps=3"))
+    trainer = Trainer(
+        make_cfg(toy, tmp_path / "run", f"data.latents={cache}", "train.max_steps=10", "train.max_nonfinite_steps=3")
+    )
     trainer.setup()
     model = trainer.accelerator.unwrap_model(trainer.transformer)
     before = {k: v.clone() for k, v in model.state_dict().items()}

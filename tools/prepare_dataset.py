@@ -28,7 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--config", required=True, help="training config (model source, data.root, frames, size)")
     parser.add_argument("--out", required=True, help="output folder for the latent cache")
     parser.add_argument("--clips-per-video", type=int, default=1, help="clips per video at evenly spaced starts")

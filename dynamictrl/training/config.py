@@ -212,7 +212,9 @@ def validate(cfg: Config) -> None:
     if cfg.checkpoint.total_limit is not None and cfg.checkpoint.total_limit < 1:
         raise ValueError(f"checkpoint.total_limit={cfg.checkpoint.total_limit} must be null or at least 1")
     if cfg.train.ema.enabled and cfg.train.trainable == "lora":
-        raise ValueError("train.ema.enabled=true is not supported with train.trainable=lora; use full or pose_branch_only")
+        raise ValueError(
+            "train.ema.enabled=true is not supported with train.trainable=lora; use full or pose_branch_only"
+        )
     if len(cfg.optimizer.betas) != 2:
         raise ValueError(f"optimizer.betas={list(cfg.optimizer.betas)} must have two values")
 

@@ -232,7 +232,9 @@ class DynamiCtrlSpec:
 
         model = transformer.module if hasattr(transformer, "module") else transformer
         rotary = model.rotary_embedding(frames, height, width, device=device)
-        ofs = torch.full((batch_size,), self.cfg.model.ofs, device=device, dtype=latents.dtype) if self.has_ofs else None
+        ofs = (
+            torch.full((batch_size,), self.cfg.model.ofs, device=device, dtype=latents.dtype) if self.has_ofs else None
+        )
         output = transformer(
             hidden_states=torch.cat([noisy, inputs["reference_latents"]], dim=2),  # (B, F', 2C, H', W')
             encoder_hidden_states=inputs["prompt_embeds"],
