@@ -1,0 +1,112 @@
+"""Train the tiny shared CogVideoX VAE on the synthetic puppet world (puppet clips + rendered pose videos).
+
+Example (the recipe of the embedded model, see docs/results/vae.md):
+
+    python scripts/train_vae.py --out runs/vae --steps 1500 --size 64 --frames 9 --batch-size 4
+
+Checkpoints go to OUT/checkpoints/step-NNNNNN/ every --checkpoint-every steps; --resume continues from the newest.
+The final VAE (diffusers layout, safetensors) is written to OUT/vae/; --export DIR also copies it there (float16
+with --fp16). --eval-clips N reports reconstruction PSNR on N test-split clips at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from dynamictrl.training.vae import VAETrainConfig, evaluate_vae, train_vae  # noqa: E402
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    d = VAETrainConfig()
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", required=True, help="run folder (checkpoints/, vae/, train_config.json)")
+    p.add_argument("--steps", type=int, default=d.steps, help="total optimizer steps (default %(default)s)")
+    p.add_argument("--size", type=int, default=d.size, help="square frame size in pixels (default %(default)s)")
+    p.add_argument("--frames", type=int, default=d.frames, help="frames per training clip, k*4+1; k*8+1 recommended")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="clips per step, half puppet / half pose")
+    p.add_argument("--image-batch-size", type=int, default=d.image_batch_size, help="frames per single-image step")
+    p.add_argument("--image-every", type=int, default=d.image_every, help="every n-th step is a single-image step")
+    p.add_argument("--lr", type=float, default=d.lr, help="peak AdamW learning rate (default %(default)s)")
+    p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
+    p.add_argument("--kl-weight", type=float, default=d.kl_weight)
+    p.add_argument("--edge-weight", type=float, default=d.edge_weight, help="weight of the image-gradient L1 loss")
+    p.add_argument("--detail-weight", type=float, default=d.detail_weight, help="extra L1 weight on non-background")
+    p.add_argument("--full-style-fraction", type=float, default=d.full_style_fraction)
+    p.add_argument(
+        "--block-out-channels",
+        type=int,
+        nargs="+",
+        default=d.block_out_channels,
+        help="channels per VAE block; 4 blocks = spatial x8, 3 blocks = x4",
+    )
+    p.add_argument("--latent-channels", type=int, default=d.latent_channels)
+    p.add_argument("--norm-num-groups", type=int, default=d.norm_num_groups)
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    p.add_argument("--keep-checkpoints", type=int, default=d.keep_checkpoints)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--threads", type=int, default=d.num_threads, help="torch CPU threads (default %(default)s)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    p.add_argument("--export", help="also copy the final VAE to this folder (e.g. assets/models/dynamictrl-tiny/vae)")
+    p.add_argument("--fp16", action="store_true", help="store the exported copy in float16")
+    p.add_argument("--eval-clips", type=int, default=0, help="test-split clips for the final PSNR report")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    values = dict(
+        out_dir=args.out,
+        steps=args.steps,
+        size=args.size,
+        frames=args.frames,
+        batch_size=args.batch_size,
+        image_batch_size=args.image_batch_size,
+        image_every=args.image_every,
+        lr=args.lr,
+        warmup_steps=args.warmup_steps,
+        kl_weight=args.kl_weight,
+        edge_weight=args.edge_weight,
+        detail_weight=args.detail_weight,
+        full_style_fraction=args.full_style_fraction,
+        block_out_channels=list(args.block_out_channels),
+        latent_channels=args.latent_channels,
+        norm_num_groups=args.norm_num_groups,
+        checkpoint_every=args.checkpoint_every,
+        keep_checkpoints=args.keep_checkpoints,
+        seed=args.seed,
+        num_threads=args.threads,
+    )
+    assert set(values) <= {f.name for f in fields(VAETrainConfig)}
+    config = VAETrainConfig(**values)
+    print(json.dumps(values, indent=2))
+    vae = train_vae(config, resume=args.resume)
+    print(f"saved {Path(args.out) / 'vae'} (scaling_factor {vae.config.scaling_factor})")
+    if args.export:
+        export = Path(args.export)
+        shutil.rmtree(export, ignore_errors=True)
+        (vae.to(torch.float16) if args.fp16 else vae).save_pretrained(export, safe_serialization=True)
+        vae.to(torch.float32)
+        print(f"exported to {export} ({'float16' if args.fp16 else 'float32'})")
+    if args.eval_clips:
+        for style in ("demo", "full"):
+            scores = evaluate_vae(vae, "test", args.eval_clips, args.size, args.frames, style)
+            print(
+                f"test PSNR ({style}, {args.eval_clips} clips, {args.frames} frames): "
+                + ", ".join(f"{k} {v:.2f} dB" for k, v in scores.items())
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
