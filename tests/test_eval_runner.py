@@ -150,3 +150,14 @@ def test_mismatched_frames_and_size_name_the_file(mini_set, tmp_path):
 
     with pytest.raises(FileNotFoundError, match=r"missing/clip_a\.mp4"):
         evaluate(mini_set / "gt", tmp_path / "missing", cfg=EvalConfig(show_progress=False))
+
+
+def test_repeat_first_frame_baseline(tmp_path):
+    from dynamictrl.data.io import write_video
+    from dynamictrl.eval.baselines import make_baseline
+
+    frames = np.random.default_rng(0).integers(0, 256, (5, 8, 8, 3), dtype=np.uint8)
+    write_video(tmp_path / "videos" / "clip.mp4", frames, lossless=True)
+    out = make_baseline("repeat-first-frame", tmp_path, "clip", 5, 8, 8)
+    assert out.shape == (5, 8, 8, 3)
+    assert (out == frames[0]).all()

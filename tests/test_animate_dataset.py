@@ -1,0 +1,49 @@
+"""tools/animate_dataset.py: every clip of a dataset folder animated into NAME.mp4 files for evaluate.py."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from dynamictrl.data.io import read_video
+from dynamictrl.data.synthetic.export import write_dataset
+from dynamictrl.models.tiny import build_tiny_components
+from dynamictrl.pipelines import DynamiCtrlPipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location("animate_dataset", ROOT / "tools" / "animate_dataset.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("animate")
+    write_dataset(root / "data", num=2, split="test", size=64, frames=9, style="demo", seed=0, progress=False)
+    return root / "data"
+
+
+def test_animates_every_clip_with_its_first_frame_and_caption(dataset, tmp_path):
+    tool = load_tool()
+    pipe = DynamiCtrlPipeline(**build_tiny_components())
+    pipe.set_progress_bar_config(disable=True)
+    seen = []
+    call = pipe.__call__
+
+    def spy(**kwargs):
+        seen.append(kwargs)
+        return call(**kwargs)
+
+    names = tool.animate_dataset(spy, dataset, tmp_path, steps=1, contact_sheets=1, prompt_override="a blue wall")
+    assert len(names) == 2
+    for name, kwargs in zip(names, seen):
+        video, _ = read_video(dataset / "videos" / f"{name}.mp4")
+        assert (kwargs["image"] == video[0]).all()  # the reference is the clip's first frame
+        assert kwargs["prompt"] == "a blue wall"
+        pred, _ = read_video(tmp_path / f"{name}.mp4")
+        assert pred.shape == video.shape
+    assert (tmp_path / f"{names[0]}.png").is_file() and not (tmp_path / f"{names[1]}.png").exists()
