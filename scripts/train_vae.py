@@ -22,8 +22,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
+from diffusers import AutoencoderKLCogVideoX  # noqa: E402
+from PIL import Image  # noqa: E402
 
-from dynamictrl.training.vae import VAETrainConfig, evaluate_vae, train_vae  # noqa: E402
+from dynamictrl.training.vae import (  # noqa: E402
+    VAETrainConfig,
+    comparison_grid,
+    evaluate_vae,
+    sample_clips,
+    time_roundtrip,
+    train_vae,
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -59,6 +68,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--export", help="also copy the final VAE to this folder (e.g. assets/models/dynamictrl-tiny/vae)")
     p.add_argument("--fp16", action="store_true", help="store the exported copy in float16")
     p.add_argument("--eval-clips", type=int, default=0, help="test-split clips for the final PSNR report")
+    p.add_argument("--eval-frames", type=int, nargs="+", help="clip lengths for the PSNR report (default: --frames)")
+    p.add_argument("--evaluate", metavar="VAE_DIR", help="skip training: evaluate this saved VAE (diffusers folder)")
+    p.add_argument("--grid", metavar="PNG", help="write originals vs reconstructions of 4 test clips to this PNG")
+    p.add_argument("--time", action="store_true", help="time encode+decode of one 13-frame clip (1 and 2 threads)")
     return p.parse_args(argv)
 
 
@@ -89,9 +102,15 @@ def main(argv=None) -> int:
     )
     assert set(values) <= {f.name for f in fields(VAETrainConfig)}
     config = VAETrainConfig(**values)
-    print(json.dumps(values, indent=2))
-    vae = train_vae(config, resume=args.resume)
-    print(f"saved {Path(args.out) / 'vae'} (scaling_factor {vae.config.scaling_factor})")
+    if args.evaluate:
+        vae = AutoencoderKLCogVideoX.from_pretrained(args.evaluate, torch_dtype=torch.float32).eval()
+        torch.set_num_threads(args.threads)
+    else:
+        print(json.dumps(values, indent=2))
+        vae = train_vae(config, resume=args.resume)
+        print(f"saved {Path(args.out) / 'vae'} (scaling_factor {vae.config.scaling_factor})")
+    n_params = sum(p.numel() for p in vae.parameters())
+    print(f"parameters: {n_params} ({n_params / 1e6:.3f} M)")
     if args.export:
         export = Path(args.export)
         shutil.rmtree(export, ignore_errors=True)
@@ -99,12 +118,22 @@ def main(argv=None) -> int:
         vae.to(torch.float32)
         print(f"exported to {export} ({'float16' if args.fp16 else 'float32'})")
     if args.eval_clips:
-        for style in ("demo", "full"):
-            scores = evaluate_vae(vae, "test", args.eval_clips, args.size, args.frames, style)
-            print(
-                f"test PSNR ({style}, {args.eval_clips} clips, {args.frames} frames): "
-                + ", ".join(f"{k} {v:.2f} dB" for k, v in scores.items())
-            )
+        for frames in args.eval_frames or [args.frames]:
+            for style in ("demo", "full"):
+                scores = evaluate_vae(vae, "test", args.eval_clips, args.size, frames, style)
+                print(
+                    f"test PSNR ({style}, {args.eval_clips} clips, {frames} frames): "
+                    + ", ".join(f"{k} {v:.2f} dB" for k, v in scores.items())
+                )
+    if args.grid:
+        video, pose, _ = sample_clips([0, 1, 2, 3], "test", args.size, args.frames, ["demo", "demo", "demo", "full"])
+        grid = comparison_grid(vae, torch.cat([video, pose[:2]]), every=1)
+        Image.fromarray(grid).save(args.grid)
+        print(f"wrote {args.grid} (pairs of rows: original above reconstruction; 4 puppet clips, 2 pose clips)")
+    if args.time:
+        for threads in (1, 2):
+            seconds = time_roundtrip(vae, frames=13, size=args.size, threads=threads)
+            print(f"encode+decode, 1 clip of 13x{args.size}x{args.size}, {threads} thread(s): {seconds * 1000:.0f} ms")
     return 0
 
 

@@ -7,9 +7,11 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from diffusers import AutoencoderKLCogVideoX
+from PIL import Image
 from safetensors.torch import load_file
 
 from dynamictrl.training.vae import (
@@ -21,6 +23,7 @@ from dynamictrl.training.vae import (
     learning_rate,
     make_batch,
     psnr,
+    time_roundtrip,
     train_vae,
     vae_step_loss,
 )
@@ -174,3 +177,25 @@ def test_cli_trains_exports_float16_and_reports(tmp_path, capsys):
     assert vae.config.block_out_channels == [8, 8] and vae.config.latent_channels == 4
     out = capsys.readouterr().out
     assert "test PSNR (demo" in out and "pose" in out
+
+
+def test_cli_evaluate_mode_writes_grid_and_times(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("train_vae_cli2", ROOT / "scripts" / "train_vae.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    config = tiny_config(tmp_path)
+    vae_dir = tmp_path / "saved"
+    build_vae(config).save_pretrained(vae_dir)
+    grid = tmp_path / "grid.png"
+    args = [
+        "--out", str(tmp_path / "unused"), "--evaluate", str(vae_dir), "--size", "16", "--frames", "5",
+        "--eval-clips", "1", "--eval-frames", "5", "9", "--grid", str(grid), "--time", "--threads", "1",
+    ]  # fmt: skip
+    assert cli.main(args) == 0
+    assert not (tmp_path / "unused").exists()  # nothing trained
+    out = capsys.readouterr().out
+    assert "1 clips, 5 frames" in out and "1 clips, 9 frames" in out
+    assert "encode+decode, 1 clip of 13x16x16, 2 thread(s)" in out
+    image = np.asarray(Image.open(grid))
+    assert image.shape == (12 * 16, 5 * 16, 3)  # 6 clips x (original, reconstruction) rows, 5 frames
+    assert time_roundtrip(build_vae(config), frames=5, size=16, repeats=2) > 0

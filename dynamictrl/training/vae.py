@@ -354,3 +354,21 @@ def comparison_grid(vae: AutoencoderKLCogVideoX, videos: torch.Tensor, every: in
             frames = v[:, ::every].add(1).mul(127.5).round().clamp(0, 255).byte()  # (3, T', H, W)
             rows.append(torch.cat(list(frames.permute(1, 2, 3, 0)), dim=1))  # (H, T'*W, 3)
     return torch.cat(rows, dim=0).numpy()
+
+
+@torch.no_grad()
+def time_roundtrip(
+    vae: AutoencoderKLCogVideoX, frames: int = 13, size: int = 64, repeats: int = 5, threads: int | None = None
+) -> float:
+    """Median seconds for encode + decode of one (1, 3, frames, size, size) clip (after one warm-up call)."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    vae.eval()
+    x = torch.rand(1, 3, frames, size, size) * 2 - 1
+    reconstruct(vae, x)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        reconstruct(vae, x)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
