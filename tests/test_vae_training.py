@@ -153,8 +153,12 @@ def test_evaluation_psnr_and_grid(tmp_path):
     assert psnr(x, x) == float("inf")
     black = -torch.ones(1, 3, 5, 16, 16)
     assert psnr(black + 2 / 255, black) == pytest.approx(20 * torch.log10(torch.tensor(255.0)).item(), abs=0.01)
+    line = black.clone()
+    line[:, 0, :, 4, 2:10] = 1.0  # a red line; the reconstruction misses it but gets the background right
+    mask = detail_mask(line)
+    assert psnr(black, line) > 15 and psnr(black, line, mask) < 5
     scores = evaluate_vae(vae, split="test", clips=2, size=16, frames=5)
-    assert set(scores) == {"puppet", "pose", "reference"}
+    assert set(scores) == {"puppet", "pose", "reference", "puppet_fg", "pose_fg"}
     assert all(0 < v < 60 for v in scores.values())
     grid = comparison_grid(vae, torch.rand(2, 3, 5, 16, 16) * 2 - 1, every=2)
     assert grid.shape == (4 * 16, 3 * 16, 3) and grid.dtype.name == "uint8"

@@ -307,11 +307,17 @@ def train_vae(config: VAETrainConfig, resume: bool = False, progress: bool = Tru
 # Evaluation
 
 
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR in dB between two videos in [-1, 1] (computed on the [0, 255] scale, after uint8 rounding of ``a``)."""
+def psnr(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> float:
+    """PSNR in dB between two videos in [-1, 1] (on the [0, 255] scale after uint8 rounding); with ``mask``
+    (broadcastable to the videos, 1 = count) only the masked pixels count."""
     a8 = a.clamp(-1, 1).add(1).mul(127.5).round()
     b8 = b.clamp(-1, 1).add(1).mul(127.5).round()
-    mse = (a8 - b8).pow(2).mean().item()
+    err = (a8 - b8).pow(2)
+    if mask is None:
+        mse = err.mean().item()
+    else:
+        weight = mask.expand_as(err)
+        mse = ((err * weight).sum() / weight.sum().clamp_min(1)).item()
     return float("inf") if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
 
 
@@ -332,15 +338,19 @@ def evaluate_vae(
     style: str = "demo",
     seed_offset: int = 0,
 ) -> dict[str, float]:
-    """Mean reconstruction PSNR over ``clips`` clips of ``split``: puppet videos, pose videos, reference images."""
+    """Mean reconstruction PSNR over ``clips`` clips of ``split``: puppet videos, pose videos, reference images,
+    and ``*_fg``: PSNR over the pixels that differ from the clip's dominant colour only (the puppet; the pose lines),
+    which the large plain backgrounds would otherwise dominate."""
     vae.eval()
     seeds = list(range(seed_offset, seed_offset + clips))
     video, pose, ref = sample_clips(seeds, split, size, frames, [style] * clips)
-    out: dict[str, list[float]] = {"puppet": [], "pose": [], "reference": []}
+    out: dict[str, list[float]] = {k: [] for k in ("puppet", "pose", "reference", "puppet_fg", "pose_fg")}
     for i in range(clips):
-        out["puppet"].append(psnr(reconstruct(vae, video[i : i + 1]), video[i : i + 1]))
-        out["pose"].append(psnr(reconstruct(vae, pose[i : i + 1]), pose[i : i + 1]))
-        out["reference"].append(psnr(reconstruct(vae, ref[i : i + 1]), ref[i : i + 1]))
+        for name, x in (("puppet", video[i : i + 1]), ("pose", pose[i : i + 1]), ("reference", ref[i : i + 1])):
+            recon = reconstruct(vae, x)
+            out[name].append(psnr(recon, x))
+            if name != "reference":
+                out[f"{name}_fg"].append(psnr(recon, x, detail_mask(x)))
     return {k: float(np.mean(v)) for k, v in out.items()}
 
 
