@@ -16,6 +16,7 @@ ABLATIONS = {  # config -> (pose_control, use_text)
     "no_text.yaml": ("padaln", False),
     "masked_background.yaml": ("padaln", True),
     "tiny_cpu.yaml": ("padaln", True),
+    "tiny_puppet.yaml": ("padaln", True),
 }
 
 

@@ -37,7 +37,9 @@ def caption_corpus(num: int = 400) -> list[str]:
     ]
 
 
-def build_base(vae_dir: Path, out: Path, layers: int, heads: int, head_dim: int, max_text_len: int, seed: int) -> None:
+def build_base(
+    vae_dir: Path, out: Path, layers: int, heads: int, head_dim: int, max_text_len: int, patch_size: int, seed: int
+) -> None:
     from diffusers import AutoencoderKLCogVideoX, CogVideoXDPMScheduler, CogVideoXTransformer3DModel
     from transformers import T5Config, T5EncoderModel
 
@@ -77,7 +79,7 @@ def build_base(vae_dir: Path, out: Path, layers: int, heads: int, head_dim: int,
         sample_width=64 // spatial,
         sample_height=64 // spatial,
         sample_frames=13,
-        patch_size=2,
+        patch_size=patch_size,
         max_text_seq_length=max_text_len,
         temporal_compression_ratio=vae.config.temporal_compression_ratio,
         use_rotary_positional_embeddings=True,  # no learned table: any resolution works
@@ -120,6 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     p_base.add_argument("--heads", type=int, default=4)
     p_base.add_argument("--head-dim", type=int, default=32)
     p_base.add_argument("--max-text-len", type=int, default=48)
+    p_base.add_argument("--patch-size", type=int, default=2)
     p_base.add_argument("--seed", type=int, default=0)
     p_exp = sub.add_parser("export", help="write the shipped pipeline folder")
     p_exp.add_argument("--base", type=Path, required=True)
@@ -128,7 +131,9 @@ def main(argv: list[str] | None = None) -> None:
     p_exp.add_argument("--dtype", choices=("float32", "float16"), default="float32")
     args = parser.parse_args(argv)
     if args.command == "base":
-        build_base(args.vae, args.out, args.layers, args.heads, args.head_dim, args.max_text_len, args.seed)
+        build_base(
+            args.vae, args.out, args.layers, args.heads, args.head_dim, args.max_text_len, args.patch_size, args.seed
+        )
     else:
         export(args.base, args.transformer, args.out, args.dtype)
 
