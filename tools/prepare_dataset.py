@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, help="training config (model source, data.root, frames, size)")
     parser.add_argument("--out", required=True, help="output folder for the latent cache")
     parser.add_argument("--clips-per-video", type=int, default=1, help="clips per video at evenly spaced starts")
+    parser.add_argument("--batch-size", type=int, default=8, help="clips encoded together (8)")
     parser.add_argument("--shard-size", type=int, default=256, help="clips per safetensors shard")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"], help="encoder dtype")
@@ -55,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.config, args.overrides)
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
-    if args.clips_per_video < 1 or args.shard_size < 1:
-        parser.error("--clips-per-video and --shard-size must be at least 1")
+    if args.clips_per_video < 1 or args.shard_size < 1 or args.batch_size < 1:
+        parser.error("--clips-per-video, --shard-size and --batch-size must be at least 1")
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = getattr(torch, args.dtype)
     data = cfg.data
@@ -79,51 +80,80 @@ def main(argv: list[str] | None = None) -> int:
             save_file(shard, str(out / f"shard-{shard_index:05d}.safetensors"))
             shard, shard_index = {}, shard_index + 1
 
-    with torch.no_grad():
-        for index in tqdm(range(len(dataset)), desc="encoding"):
+    def jobs():
+        """(index, start) of every clip to encode; unreadable or too-short videos are recorded in ``bad``."""
+        for index in range(len(dataset)):
             try:
                 available = dataset.num_source_frames(index)
                 if available < span:
                     raise ValueError(f"needs {span} frames, has {available}")
-                count = args.clips_per_video
-                starts = sorted({round(k * (available - span) / max(1, count - 1)) for k in range(count)})
-                for start in starts:
-                    sample = dataset.load(index, start=start, with_masked_reference=True)
-                    video = sample["video"][None].to(device)  # (1, 3, F, H, W)
-                    latents = encode_video(vae, video, sample=False)[0]  # (F', C, H', W')
-                    pose = encode_video(vae, sample["pose"][None].to(device), sample=False)[0]
-                    frames = latents.shape[0]
-                    scale = resolve_reference_scaling(cfg.model, vae)
-                    reference = encode_reference(
-                        vae, sample["reference"][None].to(device), frames, scale_latents=scale, sample=False
-                    )[0]
-                    key = f"{sample['name']}@{start}"
-                    tensors = {"latents": latents, "pose_latents": pose, "reference_latents": reference}
-                    if "masked_reference" in sample:
-                        tensors["masked_reference_latents"] = encode_reference(
-                            vae, sample["masked_reference"][None].to(device), frames, scale_latents=scale, sample=False
-                        )[0]
-                    if text_encoder is not None:
-                        tensors["prompt_embeds"] = encode_prompt(
-                            components.tokenizer, text_encoder, [sample["prompt"]], max_length, device=device
-                        )[0]
-                    for name, tensor in tensors.items():
-                        shard[f"{key}.{name}"] = tensor.float().cpu().contiguous()
-                    entries.append(
-                        dict(
-                            name=sample["name"],
-                            key=key,
-                            shard=f"shard-{shard_index:05d}.safetensors",
-                            start=start,
-                            prompt=sample["prompt"],
-                            has_mask="masked_reference" in sample,
-                        )
-                    )
-                    if sum(e["shard"] == entries[-1]["shard"] for e in entries[-args.shard_size :]) >= args.shard_size:
-                        flush()
             except (VideoReadError, ValueError) as err:
                 bad.append(f"{dataset.clips[index]['video']}: {err}")
                 logging.warning("skipping %s: %s", dataset.clips[index]["name"], err)
+                continue
+            count = args.clips_per_video
+            for start in sorted({round(k * (available - span) / max(1, count - 1)) for k in range(count)}):
+                yield index, start
+
+    def load(index: int, start: int):
+        try:
+            return dataset.load(index, start=start, with_masked_reference=True)
+        except (VideoReadError, ValueError) as err:
+            bad.append(f"{dataset.clips[index]['video']}: {err}")
+            logging.warning("skipping %s: %s", dataset.clips[index]["name"], err)
+            return None
+
+    def encode_batch(samples: list) -> None:
+        """Encode clips together: the VAE is several times faster per clip in batches than one by one."""
+        stack = lambda key: torch.stack([s[key] for s in samples]).to(device, dtype)  # noqa: E731
+        latents = encode_video(vae, stack("video"), sample=False)  # (B, F', C, H', W')
+        pose = encode_video(vae, stack("pose"), sample=False)
+        frames = latents.shape[1]
+        scale = resolve_reference_scaling(cfg.model, vae)
+        reference = encode_reference(vae, stack("reference"), frames, scale_latents=scale, sample=False)
+        masked = [i for i, s in enumerate(samples) if "masked_reference" in s]
+        masked_latents = {}
+        if masked:
+            images = torch.stack([samples[i]["masked_reference"] for i in masked]).to(device, dtype)
+            encoded = encode_reference(vae, images, frames, scale_latents=scale, sample=False)
+            masked_latents = dict(zip(masked, encoded))
+        prompts = None
+        if text_encoder is not None:
+            prompts = encode_prompt(
+                components.tokenizer, text_encoder, [s["prompt"] for s in samples], max_length, device=device
+            )
+        for i, sample in enumerate(samples):
+            key = f"{sample['name']}@{sample['start']}"
+            tensors = {"latents": latents[i], "pose_latents": pose[i], "reference_latents": reference[i]}
+            if i in masked_latents:
+                tensors["masked_reference_latents"] = masked_latents[i]
+            if prompts is not None:
+                tensors["prompt_embeds"] = prompts[i]
+            for name, tensor in tensors.items():
+                shard[f"{key}.{name}"] = tensor.float().cpu().contiguous()
+            entries.append(
+                dict(
+                    name=sample["name"],
+                    key=key,
+                    shard=f"shard-{shard_index:05d}.safetensors",
+                    start=sample["start"],
+                    prompt=sample["prompt"],
+                    has_mask=i in masked_latents,
+                )
+            )
+            if sum(e["shard"] == entries[-1]["shard"] for e in entries[-args.shard_size :]) >= args.shard_size:
+                flush()
+
+    with torch.no_grad():
+        todo = list(jobs())
+        for first in tqdm(range(0, len(todo), args.batch_size), desc="encoding", unit="batch"):
+            samples = []
+            for index, start in todo[first : first + args.batch_size]:
+                sample = load(index, start)
+                if sample is not None:
+                    samples.append({**sample, "start": start})
+            if samples:
+                encode_batch(samples)
         flush()
         if text_encoder is not None:
             empty = encode_prompt(components.tokenizer, text_encoder, [""], max_length, device=device)[0]
