@@ -30,6 +30,7 @@ from dynamictrl.training.vae import (  # noqa: E402
     comparison_grid,
     evaluate_vae,
     sample_clips,
+    save_vae,
     time_roundtrip,
     train_vae,
 )
@@ -71,7 +72,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--eval-frames", type=int, nargs="+", help="clip lengths for the PSNR report (default: --frames)")
     p.add_argument("--evaluate", metavar="VAE_DIR", help="skip training: evaluate this saved VAE (diffusers folder)")
     p.add_argument("--grid", metavar="PNG", help="write originals vs reconstructions of 4 test clips to this PNG")
-    p.add_argument("--time", action="store_true", help="time encode+decode of one 13-frame clip (1 and 2 threads)")
+    p.add_argument("--time", action="store_true", help="time encode+decode of one 13-frame clip with --threads threads")
     return p.parse_args(argv)
 
 
@@ -114,7 +115,7 @@ def main(argv=None) -> int:
     if args.export:
         export = Path(args.export)
         shutil.rmtree(export, ignore_errors=True)
-        (vae.to(torch.float16) if args.fp16 else vae).save_pretrained(export, safe_serialization=True)
+        save_vae(vae.to(torch.float16) if args.fp16 else vae, export)
         vae.to(torch.float32)
         print(f"exported to {export} ({'float16' if args.fp16 else 'float32'})")
     if args.eval_clips:
@@ -131,9 +132,8 @@ def main(argv=None) -> int:
         Image.fromarray(grid).save(args.grid)
         print(f"wrote {args.grid} (pairs of rows: original above reconstruction; 4 puppet clips, 2 pose clips)")
     if args.time:
-        for threads in (1, 2):
-            seconds = time_roundtrip(vae, frames=13, size=args.size, threads=threads)
-            print(f"encode+decode, 1 clip of 13x{args.size}x{args.size}, {threads} thread(s): {seconds * 1000:.0f} ms")
+        seconds = time_roundtrip(vae, frames=13, size=args.size, threads=args.threads)
+        print(f"encode+decode, 1 clip of 13x{args.size}x{args.size}, {args.threads} thread(s): {seconds * 1000:.0f} ms")
     return 0
 
 

@@ -199,6 +199,15 @@ def learning_rate(config: VAETrainConfig, step: int) -> float:
     return config.lr * (config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def save_vae(vae: AutoencoderKLCogVideoX, path: str | Path) -> None:
+    """``save_pretrained`` (safetensors) without the ``_name_or_path`` a loaded model carries (a local path)."""
+    vae.save_pretrained(path, safe_serialization=True)
+    config_file = Path(path) / "config.json"
+    config = json.loads(config_file.read_text())
+    if config.pop("_name_or_path", None) is not None:
+        config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
 def _checkpoints(out_dir: Path) -> list[Path]:
     root = out_dir / "checkpoints"
     if not root.is_dir():
@@ -213,7 +222,7 @@ def save_checkpoint(out_dir: Path, vae, optimizer, step: int, keep: int, state: 
     tmp = final.with_name(final.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    vae.save_pretrained(tmp / "vae", safe_serialization=True)
+    save_vae(vae, tmp / "vae")
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     (tmp / "state.json").write_text(json.dumps({"step": step, **(state or {})}, indent=2))
     shutil.rmtree(final, ignore_errors=True)
@@ -299,7 +308,7 @@ def train_vae(config: VAETrainConfig, resume: bool = False, progress: bool = Tru
             logger.info("step %d loss %.4f (%.2f it/s, %.0f s in total)", step + 1, ema, rate, seconds)
     vae.eval()
     vae.register_to_config(scaling_factor=round(1.0 / max(latent_std(vae, config), 1e-6), 4))
-    vae.save_pretrained(out_dir / "vae", safe_serialization=True)
+    save_vae(vae, out_dir / "vae")
     return vae
 
 
