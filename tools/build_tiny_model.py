@@ -78,7 +78,7 @@ def build_base(
         num_layers=layers,
         sample_width=64 // spatial,
         sample_height=64 // spatial,
-        sample_frames=13,
+        sample_frames=9,
         patch_size=patch_size,
         max_text_seq_length=max_text_len,
         temporal_compression_ratio=vae.config.temporal_compression_ratio,
@@ -90,7 +90,7 @@ def build_base(
           f"vocabulary {len(tokenizer)} words, longest caption {longest} tokens (max_text_seq_length {max_text_len})")
 
 
-def export(base: Path, transformer_dir: Path, out: Path, dtype: str) -> None:
+def export(base: Path, transformer_dir: Path, out: Path, dtype: str, clip_frames: int) -> None:
     from diffusers import AutoencoderKLCogVideoX, CogVideoXDPMScheduler
     from transformers import AutoTokenizer, T5EncoderModel
 
@@ -98,11 +98,14 @@ def export(base: Path, transformer_dir: Path, out: Path, dtype: str) -> None:
     from dynamictrl.pipelines import DynamiCtrlPipeline
 
     torch_dtype = {"float32": torch.float32, "float16": torch.float16}[dtype]
+    transformer = DynamiCtrlTransformer3DModel.from_pretrained(transformer_dir)
+    # the pipeline's default clip length; with rotary positions sample_frames has no other use
+    transformer.register_to_config(sample_frames=clip_frames)
     pipe = DynamiCtrlPipeline(
         tokenizer=AutoTokenizer.from_pretrained(base / "tokenizer"),
         text_encoder=T5EncoderModel.from_pretrained(base / "text_encoder"),
         vae=AutoencoderKLCogVideoX.from_pretrained(base / "vae"),
-        transformer=DynamiCtrlTransformer3DModel.from_pretrained(transformer_dir),
+        transformer=transformer,
         scheduler=CogVideoXDPMScheduler.from_pretrained(base / "scheduler"),
     )
     if out.exists():
@@ -129,13 +132,14 @@ def main(argv: list[str] | None = None) -> None:
     p_exp.add_argument("--transformer", type=Path, required=True, help="trained DynamiCtrl transformer folder")
     p_exp.add_argument("--out", type=Path, required=True)
     p_exp.add_argument("--dtype", choices=("float32", "float16"), default="float32")
+    p_exp.add_argument("--clip-frames", type=int, default=9, help="default frames per clip of the pipeline (9)")
     args = parser.parse_args(argv)
     if args.command == "base":
         build_base(
             args.vae, args.out, args.layers, args.heads, args.head_dim, args.max_text_len, args.patch_size, args.seed
         )
     else:
-        export(args.base, args.transformer, args.out, args.dtype)
+        export(args.base, args.transformer, args.out, args.dtype, args.clip_frames)
 
 
 if __name__ == "__main__":

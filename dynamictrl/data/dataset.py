@@ -40,7 +40,6 @@ from .io import IMAGE_SUFFIXES, VideoReadError, read_image, read_video, resize_a
 
 logger = logging.getLogger(__name__)
 
-PROMPT_SEPARATOR = "#####"
 LATENT_INDEX = "index.json"
 
 
@@ -48,17 +47,13 @@ LATENT_INDEX = "index.json"
 
 
 def read_prompts(path: Path) -> dict[str, str]:
-    """``prompts.txt`` as ``{video file name: caption}``; a line without the ``#####`` separator is an error."""
-    prompts: dict[str, str] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        line = line.strip()
-        if not line:
-            continue
-        if PROMPT_SEPARATOR not in line:
-            raise ValueError(f"{path}:{number}: expected 'NAME.mp4{PROMPT_SEPARATOR}caption', got {line[:80]!r}")
-        name, caption = line.split(PROMPT_SEPARATOR, 1)
-        prompts[Path(name.strip()).name] = caption.strip()
-    return prompts
+    """``prompts.txt`` as ``{video file name: caption}`` (a path before the name is dropped, text stripped).
+
+    Parsing (and its errors) is :func:`dynamictrl.pose.captions.read_prompts`, the one reader of the format.
+    """
+    from ..pose.captions import read_prompts as read_prompt_file
+
+    return {Path(name.strip()).name: caption.strip() for name, caption in read_prompt_file(path).items()}
 
 
 def list_clips(root: str | Path) -> list[dict[str, Any]]:

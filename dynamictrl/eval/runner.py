@@ -100,16 +100,10 @@ def find_prediction(pred_dir: Path, name: str) -> Path:
 
 
 def read_prompts(path: Path) -> dict[str, str]:
-    """``NAME.mp4#####caption`` lines -> {NAME: caption}."""
-    prompts = {}
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        if "#####" not in line:
-            raise ValueError(f"{path}:{line_no}: expected 'NAME.mp4#####caption', got {line[:80]!r}")
-        video, caption = line.split("#####", 1)
-        prompts[Path(video.strip()).stem] = caption.strip()
-    return prompts
+    """``NAME.mp4#####caption`` lines -> {NAME: caption} (parsed by :func:`dynamictrl.pose.captions.read_prompts`)."""
+    from dynamictrl.pose.captions import read_prompts as read_prompt_file
+
+    return {Path(name.strip()).stem: caption.strip() for name, caption in read_prompt_file(path).items()}
 
 
 def read_meta(path: Path) -> dict[str, dict]:

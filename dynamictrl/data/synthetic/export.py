@@ -26,10 +26,10 @@ from tqdm.auto import tqdm
 
 from dynamictrl.data.io import write_image, write_video
 from dynamictrl.data.synthetic.world import make_sample
+from dynamictrl.pose.captions import write_prompts
 
 logger = logging.getLogger(__name__)
 
-PROMPT_SEPARATOR = "#####"
 SUBDIRS = ("videos", "poses", "masks", "references", "reference_masks", "backgrounds")
 
 
@@ -94,7 +94,7 @@ def write_dataset(
                 bar.update()
     bar.close()
     names = [r[0] for r in results]
-    (out / "prompts.txt").write_text("".join(f"{n}.mp4{PROMPT_SEPARATOR}{c}\n" for n, c, _ in results))
+    write_prompts(out / "prompts.txt", [(f"{n}.mp4", c) for n, c, _ in results])
     (out / "videos.txt").write_text("".join(f"videos/{n}.mp4\n" for n in names))
     (out / "meta.jsonl").write_text("".join(json.dumps(m) + "\n" for _, _, m in results))
     logger.info("wrote %d synthetic %s clips to %s", num, split, out)
