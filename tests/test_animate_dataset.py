@@ -2,7 +2,9 @@
 
 import importlib.util
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from dynamictrl.data.io import read_video
@@ -47,3 +49,24 @@ def test_animates_every_clip_with_its_first_frame_and_caption(dataset, tmp_path)
         pred, _ = read_video(tmp_path / f"{name}.mp4")
         assert pred.shape == video.shape
     assert (tmp_path / f"{names[0]}.png").is_file() and not (tmp_path / f"{names[1]}.png").exists()
+
+
+def test_other_pose_reference_starts_from_the_reference_pose(dataset, tmp_path):
+    from dynamictrl.data.io import read_image
+
+    tool = load_tool()
+    seen = []
+
+    def spy(**kwargs):  # stands in for the pipeline: records the call, returns a still video
+        seen.append(kwargs)
+        frames = np.repeat(kwargs["image"][None].astype(np.float32) / 255, kwargs["num_frames"], axis=0)
+        return SimpleNamespace(frames=frames[None])
+
+    names = tool.animate_dataset(spy, dataset, tmp_path, steps=1, reference="other-pose")
+    for name, kwargs in zip(names, seen):
+        poses, _ = read_video(dataset / "poses" / f"{name}.mp4")
+        assert (kwargs["image"] == read_image(dataset / "references" / f"{name}.png")).all()
+        assert (kwargs["pose_video"][0] == read_image(dataset / "reference_poses" / f"{name}.png")).all()
+        assert (kwargs["pose_video"][1:] == poses[1:]).all()
+    with pytest.raises(ValueError, match="reference must be one of"):
+        tool.animate_dataset(spy, dataset, tmp_path, reference="random")

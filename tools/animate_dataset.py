@@ -4,9 +4,15 @@
     python tools/animate_dataset.py --data data/puppet/test --model assets/models/dynamictrl-tiny --out outputs/pred
     python scripts/evaluate.py --gt data/puppet/test --pred outputs/pred --baseline repeat-first-frame --out res.json
 
-Each clip (official layout: ``videos/NAME.mp4``, ``poses/NAME.mp4``, ``prompts.txt``) is animated from the first
-frame of its video as the reference (the TikTok protocol's reference; the pose video's frame 0 is then that frame's
-own pose, the official convention), its pose video and its caption. ``--prompt-override`` replaces every caption
+Each clip (official layout: ``videos/NAME.mp4``, ``poses/NAME.mp4``, ``prompts.txt``) is animated with its caption
+and pose video from a reference:
+
+- ``--reference first-frame`` (default): the first frame of its video (the TikTok protocol's reference; the pose
+  video's frame 0 is that frame's own pose, the official convention). Compare with ``--baseline repeat-first-frame``.
+- ``--reference other-pose``: the puppet world's ``references/NAME.png`` (the same person in another pose), the pose
+  video's frame 0 replaced by ``reference_poses/NAME.png`` (that reference's pose), so the model must move the
+  person into every driving pose. Frame 0 of the output is the reference pose, not the ground truth's, which costs
+  the model and the matching ``--baseline repeat-reference`` the same one frame. ``--prompt-override`` replaces every caption
 (e.g. to swap the background named by the prompt); ``--mask-reference`` masks the reference to the person with
 ``masks/NAME.mp4`` frame 0 (text-controlled background).
 """
@@ -21,6 +27,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+REFERENCES = ("first-frame", "other-pose")
+
 
 def animate_dataset(
     pipe,
@@ -33,10 +41,14 @@ def animate_dataset(
     prompt_override: str | None = None,
     mask_reference: bool = False,
     contact_sheets: int = 0,
+    reference: str = "first-frame",
 ) -> list[str]:
     """Animate the clips of ``data`` into ``out``; returns the clip names written."""
     from dynamictrl.data.dataset import read_prompts
-    from dynamictrl.data.io import make_contact_sheet, read_video, to_uint8, write_image, write_video
+    from dynamictrl.data.io import make_contact_sheet, read_image, read_video, to_uint8, write_image, write_video
+
+    if reference not in REFERENCES:
+        raise ValueError(f"reference must be one of {REFERENCES}, got {reference!r}")
 
     prompts = read_prompts(data / "prompts.txt")
     names = sorted(Path(n).stem for n in prompts)[:limit]
@@ -44,11 +56,15 @@ def animate_dataset(
     for index, name in enumerate(tqdm(names, desc="animate", unit="clip")):
         video, fps = read_video(data / "videos" / f"{name}.mp4")  # (T, H, W, 3)
         poses, _ = read_video(data / "poses" / f"{name}.mp4")
+        image = video[0]
+        if reference == "other-pose":
+            image = read_image(data / "references" / f"{name}.png")
+            poses = np.concatenate([read_image(data / "reference_poses" / f"{name}.png")[None], poses[1:]])
         mask = None
         if mask_reference:
             mask = read_video(data / "masks" / f"{name}.mp4")[0][0, ..., 0]  # (H, W)
         result = pipe(
-            image=video[0],
+            image=image,
             pose_video=poses,
             prompt=prompt_override or prompts[f"{name}.mp4"],
             reference_mask=mask,
@@ -63,7 +79,7 @@ def animate_dataset(
         frames = to_uint8(np.asarray(result.frames)[0][: len(video)])  # (T, H, W, 3)
         write_video(out / f"{name}.mp4", frames, fps=fps, lossless=True)
         if index < contact_sheets:
-            write_image(out / f"{name}.png", make_contact_sheet(video[0], poses, frames))
+            write_image(out / f"{name}.png", make_contact_sheet(image, poses, frames))
     return names
 
 
@@ -79,6 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--prompt-override", help="use this prompt for every clip")
     parser.add_argument("--mask-reference", action="store_true", help="mask the reference with masks/NAME.mp4")
     parser.add_argument("--contact-sheets", type=int, default=0, help="also write NAME.png for the first N clips")
+    parser.add_argument("--reference", choices=REFERENCES, default="first-frame", help="reference image (see above)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (2)")
     args = parser.parse_args(argv)
 
@@ -90,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     names = animate_dataset(
         pipe, args.data, args.out, args.steps, args.guidance, args.seed, args.limit, args.prompt_override,
-        args.mask_reference, args.contact_sheets,
+        args.mask_reference, args.contact_sheets, args.reference,
     )  # fmt: skip
     print(f"animated {len(names)} clips into {args.out} in {time.perf_counter() - start:.1f} s")
 

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from dynamictrl.data.io import write_image, write_video
 from dynamictrl.data.synthetic.world import make_sample
 from dynamictrl.pose.captions import write_prompts
+from dynamictrl.pose.render import render_pose_sequence
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,8 @@ def _write_one(job: tuple) -> tuple[str, str, dict]:
     write_video(out / "backgrounds" / f"{name}.mp4", sample.background, fps=fps, lossless=True)
     write_image(out / "references" / f"{name}.png", sample.reference)
     write_image(out / "reference_masks" / f"{name}.png", sample.reference_mask)
+    # the reference's own rendered pose: frame 0 of a pose video that drives this reference (official convention)
+    write_image(out / "reference_poses" / f"{name}.png", render_pose_sequence(sample.reference_pose, size, size)[0])
     return name, sample.caption, {"name": name, **sample.meta}
 
 
