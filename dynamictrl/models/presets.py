@@ -18,43 +18,27 @@ _COMMON_5B = dict(
     use_rotary_positional_embeddings=True,
 )
 
+_COMMON_TINY = dict(
+    num_attention_heads=2,
+    attention_head_dim=16,
+    in_channels=8,
+    out_channels=4,
+    time_embed_dim=16,
+    text_embed_dim=16,
+    num_layers=2,
+    sample_width=8,
+    sample_height=8,
+    sample_frames=9,
+    patch_size=2,
+    max_text_seq_length=8,
+    use_rotary_positional_embeddings=True,
+)
+
 PRESETS: dict[str, dict[str, Any]] = {
     # CPU tests: CogVideoX 1.0 layout (rotary + learned positions, Conv2d patch embedding)
-    "tiny": dict(
-        num_attention_heads=2,
-        attention_head_dim=16,
-        in_channels=8,
-        out_channels=4,
-        time_embed_dim=16,
-        text_embed_dim=16,
-        num_layers=2,
-        sample_width=8,
-        sample_height=8,
-        sample_frames=9,
-        patch_size=2,
-        max_text_seq_length=8,
-        use_rotary_positional_embeddings=True,
-        use_learned_positional_embeddings=True,
-    ),
+    "tiny": dict(_COMMON_TINY, use_learned_positional_embeddings=True),
     # CPU tests: CogVideoX 1.5 layout (temporal patches, ofs embedding, rotary only, Linear patch embedding)
-    "tiny-1.5": dict(
-        num_attention_heads=2,
-        attention_head_dim=16,
-        in_channels=8,
-        out_channels=4,
-        time_embed_dim=16,
-        ofs_embed_dim=16,
-        text_embed_dim=16,
-        num_layers=2,
-        sample_width=8,
-        sample_height=8,
-        sample_frames=9,
-        patch_size=2,
-        patch_size_t=2,
-        patch_bias=False,
-        max_text_seq_length=8,
-        use_rotary_positional_embeddings=True,
-    ),
+    "tiny-1.5": dict(_COMMON_TINY, ofs_embed_dim=16, patch_size_t=2, patch_bias=False),
     # THUDM/CogVideoX-5b-I2V transformer
     "cogvideox-5b-i2v": dict(
         _COMMON_5B,
