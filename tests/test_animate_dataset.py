@@ -70,3 +70,30 @@ def test_other_pose_reference_starts_from_the_reference_pose(dataset, tmp_path):
         assert (kwargs["pose_video"][1:] == poses[1:]).all()
     with pytest.raises(ValueError, match="reference must be one of"):
         tool.animate_dataset(spy, dataset, tmp_path, reference="random")
+
+
+@pytest.mark.parametrize("reference", ["first-frame", "other-pose"])
+def test_mask_reference_uses_the_mask_of_the_image_it_masks(dataset, tmp_path, reference):
+    from dynamictrl.data.io import read_image
+
+    tool = load_tool()
+    seen = []
+
+    def spy(**kwargs):
+        seen.append(kwargs)
+        frames = np.repeat(kwargs["image"][None].astype(np.float32) / 255, kwargs["num_frames"], axis=0)
+        return SimpleNamespace(frames=frames[None])
+
+    names = tool.animate_dataset(spy, dataset, tmp_path, steps=1, mask_reference=True, reference=reference)
+    for name, kwargs in zip(names, seen):
+        if reference == "other-pose":
+            expected = read_image(dataset / "reference_masks" / f"{name}.png", mode="L")
+        else:
+            expected = read_video(dataset / "masks" / f"{name}.mp4")[0][0, ..., 0]
+        assert kwargs["reference_mask"].shape == kwargs["image"].shape[:2]
+        assert ((kwargs["reference_mask"] > 127) == (expected > 127)).all()
+        assert (kwargs["reference_mask"] > 127).any()
+    # the reference is not in the pose of the clip's frame 0: the two masks differ
+    if reference == "other-pose":
+        first = read_video(dataset / "masks" / f"{names[0]}.mp4")[0][0, ..., 0]
+        assert ((seen[0]["reference_mask"] > 127) != (first > 127)).any()

@@ -239,3 +239,21 @@ def test_puppet_world_indexes_make_sample():
     np.testing.assert_array_equal(world[1].video, make_sample(11, split="val", size=24, frames=2, style="demo").video)
     with pytest.raises(IndexError):
         world[3]
+
+
+@pytest.mark.parametrize("style", ["demo", "full"])
+def test_swap_background_changes_only_the_wall_of_the_clip(style):
+    for seed in range(4):
+        a = make_sample(seed, split="test", size=SIZE, frames=FRAMES, style=style)
+        b = make_sample(seed, split="test", size=SIZE, frames=FRAMES, style=style, swap_background=True)
+        old, new = a.meta["background"], b.meta["background"]
+        assert new["color"] != old["color"] and b.meta["background_swapped_from"] == old
+        assert f"{new['color']} " in b.caption.split("background")[-1]
+        assert b.caption.split(". The background")[0] == a.caption.split(". The background")[0]  # same clothes
+        # same puppet, motion and reference; the person's pixels may differ by the one-level nudge of _composite
+        assert (a.masks == b.masks).all() and (a.reference == b.reference).all()
+        assert (a.keypoints.body == b.keypoints.body).all()
+        diff = np.abs(a.video.astype(int) - b.video.astype(int))
+        assert diff[a.masks].max() <= 1
+        assert (diff[~a.masks].sum(-1) > 0).mean() > 0.5  # the wall changed (patterns keep their second colour)
+        assert "background_swapped_from" not in a.meta

@@ -82,3 +82,19 @@ def test_bad_arguments_fail_before_writing(tmp_path):
         write_dataset(tmp_path / "x", 1, style="fancy", progress=False)
     assert not (tmp_path / "x").exists()
     assert _tool().main(["--out", str(tmp_path / "y"), "--num", "0"]) == 2
+
+
+def test_swapped_twin_keeps_names_references_and_masks(tmp_path):
+    plain = write_dataset(tmp_path / "a", num=2, split="test", size=32, frames=5, style="demo", progress=False)
+    swapped = write_dataset(
+        tmp_path / "b", num=2, split="test", size=32, frames=5, style="demo", progress=False, swap_background=True
+    )
+    assert plain == swapped
+    metas = [json.loads(line) for line in (tmp_path / "b" / "meta.jsonl").read_text().splitlines()]
+    for name, meta in zip(swapped, metas):
+        assert meta["background"]["color"] != meta["background_swapped_from"]["color"]
+        a, b = tmp_path / "a", tmp_path / "b"
+        for sub in ("references", "reference_masks"):
+            assert (read_image(a / sub / f"{name}.png") == read_image(b / sub / f"{name}.png")).all()
+        assert (read_video(a / "masks" / f"{name}.mp4")[0] == read_video(b / "masks" / f"{name}.mp4")[0]).all()
+        assert (read_video(a / "videos" / f"{name}.mp4")[0] != read_video(b / "videos" / f"{name}.mp4")[0]).any()

@@ -14,7 +14,9 @@ and pose video from a reference:
   person into every driving pose. Frame 0 of the output is the reference pose, not the ground truth's, which costs
   the model and the matching ``--baseline repeat-reference`` the same one frame. ``--prompt-override`` replaces every caption
 (e.g. to swap the background named by the prompt); ``--mask-reference`` masks the reference to the person with
-``masks/NAME.mp4`` frame 0 (text-controlled background).
+``masks/NAME.mp4`` frame 0, or ``reference_masks/NAME.png`` for ``other-pose`` (text-controlled background; with a
+dataset written by ``tools/make_synthetic.py --swap-background`` the prompt names a wall the reference does not
+show).
 """
 
 from __future__ import annotations
@@ -61,7 +63,9 @@ def animate_dataset(
             image = read_image(data / "references" / f"{name}.png")
             poses = np.concatenate([read_image(data / "reference_poses" / f"{name}.png")[None], poses[1:]])
         mask = None
-        if mask_reference:
+        if mask_reference and reference == "other-pose":
+            mask = read_image(data / "reference_masks" / f"{name}.png", mode="L")  # (H, W)
+        elif mask_reference:
             mask = read_video(data / "masks" / f"{name}.mp4")[0][0, ..., 0]  # (H, W)
         result = pipe(
             image=image,
@@ -93,7 +97,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, help="animate only the first N clips (sorted by name)")
     parser.add_argument("--prompt-override", help="use this prompt for every clip")
-    parser.add_argument("--mask-reference", action="store_true", help="mask the reference with masks/NAME.mp4")
+    parser.add_argument(
+        "--mask-reference", action="store_true", help="mask the reference to the person (masks/ or reference_masks/)"
+    )
     parser.add_argument("--contact-sheets", type=int, default=0, help="also write NAME.png for the first N clips")
     parser.add_argument("--reference", choices=REFERENCES, default="first-frame", help="reference image (see above)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (2)")

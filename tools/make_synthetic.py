@@ -4,6 +4,8 @@
 Example:
     python tools/make_synthetic.py --out data/synth_train --num 1000 --size 64 --frames 13 --split train
     python tools/make_synthetic.py --out data/synth_test --num 100 --split test --style demo --workers 2
+    # the same clips on walls of other colours (references keep theirs): background-control ground truth
+    python tools/make_synthetic.py --out data/synth_test_swap --num 100 --split test --style demo --swap-background
 
 The layout (read by the trainer exactly like real data, plus extras for evaluation):
 videos/NAME.mp4, poses/NAME.mp4, masks/NAME.mp4, prompts.txt (NAME.mp4#####caption), videos.txt,
@@ -39,6 +41,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     parser.add_argument("--fps", type=float, default=8.0, help="frame rate of the written videos (default 8)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
+    parser.add_argument(
+        "--swap-background",
+        action="store_true",
+        help="put every clip on a wall of another colour (named by its caption) while the reference keeps its own",
+    )
     return parser.parse_args(argv)
 
 
@@ -58,6 +65,7 @@ def main(argv=None) -> int:
             workers=args.workers,
             fps=args.fps,
             overwrite=args.overwrite,
+            swap_background=args.swap_background,
         )
     except (ValueError, FileExistsError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -34,7 +34,7 @@ class Appearance:
         return meta
 
 
-def _pick(rng: np.random.Generator, names, avoid: list[str]) -> str:
+def pick_contrasting(rng: np.random.Generator, names, avoid: list[str]) -> str:
     """A colour from ``names`` that is at least _MIN_CONTRAST away from every colour in ``avoid``."""
     ok = [n for n in names if all(color_distance(n, a) >= _MIN_CONTRAST for a in avoid)]
     return str(rng.choice(ok if ok else list(names)))
@@ -47,13 +47,13 @@ def sample_appearance(rng: np.random.Generator, style: str, background: Backgrou
     skin = SKIN_TONES[int(rng.integers(len(SKIN_TONES)))]
     hair_color = str(rng.choice(list(HAIR_COLORS)))
     hair_style = str(rng.choice(["short", "long"]))
-    shirt = _pick(rng, names, wall)
+    shirt = pick_contrasting(rng, names, wall)
     pattern = "solid" if style == "demo" else str(rng.choice(SHIRT_PATTERNS, p=[0.5, 0.25, 0.25]))
-    secondary = None if pattern == "solid" else _pick(rng, names, [shirt])
+    secondary = None if pattern == "solid" else pick_contrasting(rng, names, [shirt])
     sleeves = str(rng.choice(["short", "long"]))
     bottom = str(rng.choice(["trousers", "shorts"], p=[0.7, 0.3]))
-    bottom_color = _pick(rng, names, [*wall, shirt])
-    shoes = _pick(rng, ("black", "white", "brown", "red", "blue"), [bottom_color])
+    bottom_color = pick_contrasting(rng, names, [*wall, shirt])
+    shoes = pick_contrasting(rng, ("black", "white", "brown", "red", "blue"), [bottom_color])
     return Appearance(skin, hair_color, hair_style, shirt, pattern, secondary, sleeves, bottom, bottom_color, shoes)
 
 

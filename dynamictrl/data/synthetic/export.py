@@ -39,8 +39,10 @@ def sample_name(split: str, seed: int) -> str:
 
 
 def _write_one(job: tuple) -> tuple[str, str, dict]:
-    out, seed, split, size, frames, style, fps = job
-    sample = make_sample(seed, split=split, size=size, frames=frames, style=style, fps=fps)
+    out, seed, split, size, frames, style, fps, swap_background = job
+    sample = make_sample(
+        seed, split=split, size=size, frames=frames, style=style, fps=fps, swap_background=swap_background
+    )
     name = sample_name(split, seed)
     out = Path(out)
     write_video(out / "videos" / f"{name}.mp4", sample.video, fps=fps, lossless=True)
@@ -66,8 +68,12 @@ def write_dataset(
     fps: float = 8.0,
     overwrite: bool = False,
     progress: bool = True,
+    swap_background: bool = False,
 ) -> list[str]:
     """Generate ``num`` clips with seeds ``seed .. seed + num - 1`` into ``out``; returns their names in order.
+
+    ``swap_background``: every clip on a wall of another colour than its reference's (see :func:`make_sample`);
+    the names stay the same, so this is the swapped twin of the dataset written without it.
 
     An existing ``prompts.txt`` in ``out`` is an error unless ``overwrite`` (then the index files are rewritten
     and clips with the same names replaced).
@@ -83,7 +89,7 @@ def write_dataset(
     make_sample(seed, split=split, size=size, frames=1, style=style, fps=fps, render_pose=False)
     for sub in SUBDIRS:
         (out / sub).mkdir(parents=True, exist_ok=True)
-    jobs = [(str(out), seed + i, split, size, frames, style, fps) for i in range(num)]
+    jobs = [(str(out), seed + i, split, size, frames, style, fps, swap_background) for i in range(num)]
     bar = tqdm(total=num, desc=f"synthetic {split}", unit="clip", disable=not progress)
     results = []
     if workers == 1:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from dynamictrl.data.synthetic.background import render_background, sample_background
-from dynamictrl.data.synthetic.clothing import make_caption, sample_appearance
+from dynamictrl.data.synthetic.clothing import make_caption, pick_contrasting, sample_appearance
 from dynamictrl.data.synthetic.draw import EYE_VISIBLE, build_parts, rasterize
 from dynamictrl.data.synthetic.motion import MOTION_FAMILIES, SPLITS, check_split, sample_motion
+from dynamictrl.data.synthetic.palette import BACKGROUND_COLORS_DEMO, BACKGROUND_COLORS_FULL
 from dynamictrl.data.synthetic.skeleton import K, face_facing, forward_kinematics, sample_proportions, standing_height
 from dynamictrl.pose.keypoints import NUM_BODY, PoseSequence
 from dynamictrl.pose.render import render_pose_sequence
@@ -87,18 +88,24 @@ def make_sample(
     width: int | None = None,
     fps: float = 8.0,
     render_pose: bool = True,
+    swap_background: bool = False,
 ) -> SyntheticSample:
     """Generate one clip of the puppet world, fully determined by ``(seed, split, style)``.
 
     ``size`` gives a square frame unless ``height`` / ``width`` are set. The puppet, clothing, background and
     motion do not depend on the size or frame count (only the rendering does), so the same seed at 64 px and at
     256 px shows the same scene. ``render_pose=False`` skips the pose video (faster; ``pose_video`` is None).
+
+    ``swap_background=True`` gives the same clip (puppet, motion, reference) on a wall of another colour, named by
+    the caption, while the reference keeps the original wall: the ground truth of the background-control
+    protocol (mask the reference to the person, prompt for the new wall). ``meta["background_swapped_from"]``
+    records the original wall.
     """
     height = int(size if height is None else height)
     width = int(size if width is None else width)
     _check_args(seed, split, height, width, frames, style, fps)
-    streams = np.random.SeedSequence([int(seed), SPLITS.index(split), STYLES.index(style)]).spawn(6)
-    bg_rng, look_rng, body_rng, motion_rng, layout_rng, ref_rng = (np.random.default_rng(s) for s in streams)
+    streams = np.random.SeedSequence([int(seed), SPLITS.index(split), STYLES.index(style)]).spawn(7)
+    bg_rng, look_rng, body_rng, motion_rng, layout_rng, ref_rng, swap_rng = (np.random.default_rng(s) for s in streams)
 
     background = sample_background(bg_rng, style)
     noise_seed = int(bg_rng.integers(2**31))
@@ -112,6 +119,12 @@ def make_sample(
     ref_background = background
     if style == "full" and ref_rng.random() < 0.3:
         ref_background = sample_background(ref_rng, style, allow_pan=False)
+    swapped_from = None
+    if swap_background:  # a new wall colour that differs from the old one and stands out from the clothes
+        walls = [c for c in (BACKGROUND_COLORS_DEMO if style == "demo" else BACKGROUND_COLORS_FULL) if c != background.color]
+        swapped_from, background = background, replace(
+            background, color=pick_contrasting(swap_rng, walls, [look.shirt_color, look.bottom_color])
+        )
 
     scale = person * height / standing_height(body)  # pixels per body unit
     ground_px = ground * height
@@ -175,6 +188,7 @@ def make_sample(
         "caption": caption,
         "motion": motion_info,
         "background": background.to_meta(),
+        **({"background_swapped_from": swapped_from.to_meta()} if swapped_from else {}),
         "reference_background": ref_background.to_meta(),
         "clothing": look.to_meta(),
         "body": body.to_meta(),
