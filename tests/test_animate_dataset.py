@@ -97,3 +97,39 @@ def test_mask_reference_uses_the_mask_of_the_image_it_masks(dataset, tmp_path, r
     if reference == "other-pose":
         first = read_video(dataset / "masks" / f"{names[0]}.mp4")[0][0, ..., 0]
         assert ((seen[0]["reference_mask"] > 127) != (first > 127)).any()
+
+
+def test_long_videos_chain_clips_with_a_background_per_clip(tmp_path):
+    data = tmp_path / "long"
+    write_dataset(data, num=1, split="test", size=32, frames=17, style="demo", seed=0, progress=False)
+    tool = load_tool()
+    seen = []
+
+    def spy(**kwargs):
+        seen.append(kwargs)
+        frames = np.repeat(kwargs["image"][None].astype(np.float32) / 255, kwargs["num_frames"], axis=0)
+        return SimpleNamespace(frames=frames[None])
+
+    backgrounds = ["a plain red wall", "a plain blue wall"]
+    names = tool.animate_dataset(
+        spy, data, tmp_path / "out", steps=1, mask_reference=True, clip_frames=9, backgrounds=backgrounds,
+        color_match=False,
+    )  # fmt: skip
+    assert len(seen) == 2 and [k["num_frames"] for k in seen] == [9, 9]
+    for kwargs, background in zip(seen, backgrounds):
+        assert kwargs["prompt"].endswith(f"The background is {background}.")
+        assert kwargs["prompt"].startswith("The person in the image is wearing")
+        assert kwargs["reference_mask"] is not None  # chained references are masked too
+    pred, _ = read_video(tmp_path / "out" / f"{names[0]}.mp4")
+    assert len(pred) == 17
+    with pytest.raises(ValueError, match="need clip_frames"):
+        tool.animate_dataset(spy, data, tmp_path / "x", backgrounds=backgrounds)
+
+
+def test_replace_background_names_the_new_wall():
+    from dynamictrl.data.synthetic import replace_background
+
+    caption = "The person in the image is wearing a red t-shirt. The background is a plain blue wall."
+    assert replace_background(caption, "a plain red wall").endswith("The background is a plain red wall.")
+    with pytest.raises(ValueError, match="no 'The background is"):
+        replace_background("a person dancing", "a plain red wall")

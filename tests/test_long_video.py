@@ -201,3 +201,21 @@ def test_long_video_encodes_each_prompt_once(monkeypatch):
     uncached = sample_long_video(pipe, *args, ["a", "a", "b"], **kwargs)
     assert len(calls) == 6
     np.testing.assert_array_equal(cached.frames, uncached.frames)
+
+
+@pytest.mark.parametrize("layout", ["THW", "THW1"])
+def test_person_masks_mask_the_chained_reference(layout):
+    class MaskPipe(FakePipe):
+        def __call__(self, *args, reference_mask=None, **kwargs):
+            out = super().__call__(*args, **kwargs)
+            self.calls[-1]["mask"] = reference_mask
+            return out
+
+    masks = np.zeros((17, H, W), bool)  # 17 frames of 16 x 16: a (T, H, W) stack that is not an (H, W, C) image
+    for t in range(17):
+        masks[t, 2:10, t % 6 : t % 6 + 5] = True
+    given = masks[..., None] if layout == "THW1" else masks
+    pipe = MaskPipe()
+    sample_long_video(pipe, REFERENCE, pose_video(17), "x", clip_frames=9, person_masks=given, progress=False)
+    assert pipe.calls[0]["mask"] is None  # the original reference: no reference_mask given
+    assert np.array_equal(pipe.calls[1]["mask"], masks[8])  # clip 1 starts from output frame 8

@@ -17,6 +17,16 @@ and pose video from a reference:
 ``masks/NAME.mp4`` frame 0, or ``reference_masks/NAME.png`` for ``other-pose`` (text-controlled background; with a
 dataset written by ``tools/make_synthetic.py --swap-background`` the prompt names a wall the reference does not
 show).
+
+Long videos: ``--clip-frames N`` animates each (longer) clip with the long-video sampler, chaining clips of N frames
+on the last generated frame; ``--background PHRASE`` (repeatable) makes clip k's caption name the k-th background
+(the last repeats), and ``--no-color-match`` turns off the sampler's LAB colour anchoring. The dataset's person
+masks stand in for masks of the generated frames (they restrict colour matching to the person and mask the chained
+references of a masked-reference model). Score drift with ``scripts/evaluate.py --drift-clip-frames N``.
+
+    python tools/make_synthetic.py --out data/puppet/test33 --num 8 --frames 33 --split test --style demo --seed 100000
+    python tools/animate_dataset.py --data data/puppet/test33 --model MODEL --out outputs/long --clip-frames 9 \
+        --mask-reference --background "a plain red wall" --background "a plain blue wall"
 """
 
 from __future__ import annotations
@@ -44,13 +54,20 @@ def animate_dataset(
     mask_reference: bool = False,
     contact_sheets: int = 0,
     reference: str = "first-frame",
+    clip_frames: int | None = None,
+    backgrounds: list[str] | tuple[str, ...] = (),
+    color_match: bool = True,
 ) -> list[str]:
-    """Animate the clips of ``data`` into ``out``; returns the clip names written."""
+    """Animate the clips of ``data`` into ``out``; returns the clip names written (long-video options: see above)."""
     from dynamictrl.data.dataset import read_prompts
     from dynamictrl.data.io import make_contact_sheet, read_image, read_video, to_uint8, write_image, write_video
+    from dynamictrl.data.synthetic import replace_background
+    from dynamictrl.pipelines.long_video import sample_long_video
 
     if reference not in REFERENCES:
         raise ValueError(f"reference must be one of {REFERENCES}, got {reference!r}")
+    if backgrounds and clip_frames is None:
+        raise ValueError("backgrounds change per chained clip: they need clip_frames (--clip-frames)")
 
     prompts = read_prompts(data / "prompts.txt")
     names = sorted(Path(n).stem for n in prompts)[:limit]
@@ -67,20 +84,30 @@ def animate_dataset(
             mask = read_image(data / "reference_masks" / f"{name}.png", mode="L")  # (H, W)
         elif mask_reference:
             mask = read_video(data / "masks" / f"{name}.mp4")[0][0, ..., 0]  # (H, W)
-        result = pipe(
-            image=image,
-            pose_video=poses,
-            prompt=prompt_override or prompts[f"{name}.mp4"],
-            reference_mask=mask,
-            num_frames=len(poses),
-            height=video.shape[1],
-            width=video.shape[2],
-            num_inference_steps=steps,
-            guidance_scale=guidance,
-            generator=torch.Generator().manual_seed(seed),
-            output_type="np",
-        )
-        frames = to_uint8(np.asarray(result.frames)[0][: len(video)])  # (T, H, W, 3)
+        prompt = prompt_override or prompts[f"{name}.mp4"]
+        if clip_frames is None:
+            result = pipe(
+                image=image,
+                pose_video=poses,
+                prompt=prompt,
+                reference_mask=mask,
+                num_frames=len(poses),
+                height=video.shape[1],
+                width=video.shape[2],
+                num_inference_steps=steps,
+                guidance_scale=guidance,
+                generator=torch.Generator().manual_seed(seed),
+                output_type="np",
+            )
+            frames = to_uint8(np.asarray(result.frames)[0][: len(video)])  # (T, H, W, 3)
+        else:
+            person_masks = read_video(data / "masks" / f"{name}.mp4")[0][..., 0]  # (T, H, W)
+            clip_prompts = [replace_background(prompt, b) for b in backgrounds] or prompt
+            frames = sample_long_video(
+                pipe, image, poses, clip_prompts, clip_frames=clip_frames, color_match=color_match,
+                reference_mask=mask, person_masks=person_masks, num_inference_steps=steps, guidance_scale=guidance,
+                seed=seed, fps=fps, progress=False,
+            ).frames[: len(video)]  # fmt: skip
         write_video(out / f"{name}.mp4", frames, fps=fps, lossless=True)
         if index < contact_sheets:
             write_image(out / f"{name}.png", make_contact_sheet(image, poses, frames))
@@ -103,6 +130,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--contact-sheets", type=int, default=0, help="also write NAME.png for the first N clips")
     parser.add_argument("--reference", choices=REFERENCES, default="first-frame", help="reference image (see above)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (2)")
+    long = parser.add_argument_group("long videos")
+    long.add_argument("--clip-frames", type=int, help="chain clips of this many frames (k*4+1) per video")
+    long.add_argument(
+        "--background", action="append", default=[], help="background phrase of clip k's caption (repeat per clip)"
+    )
+    long.add_argument("--no-color-match", dest="color_match", action="store_false", help="no LAB colour anchoring")
     args = parser.parse_args(argv)
 
     from dynamictrl.pipelines import DynamiCtrlPipeline
@@ -113,7 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     names = animate_dataset(
         pipe, args.data, args.out, args.steps, args.guidance, args.seed, args.limit, args.prompt_override,
-        args.mask_reference, args.contact_sheets, args.reference,
+        args.mask_reference, args.contact_sheets, args.reference, args.clip_frames, args.background, args.color_match,
     )  # fmt: skip
     print(f"animated {len(names)} clips into {args.out} in {time.perf_counter() - start:.1f} s")
 

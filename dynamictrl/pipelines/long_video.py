@@ -307,7 +307,8 @@ def sample_long_video(
         masks = masks[..., 0] if masks.ndim == 4 else masks
         if len(masks) < total:
             raise ValueError(f"person_masks has {len(masks)} frames but the pose video has {total}")
-        masks = resize_and_center_crop(to_uint8(masks[:total]), height, width) > 127  # (T, H, W)
+        # as a (T, H, W, 1) mask video: a bare (T, H, W) stack would be read as one (H, W, C) image
+        masks = resize_and_center_crop(to_uint8(masks[:total])[..., None], height, width)[..., 0] > 127  # (T, H, W)
 
     output = np.zeros((total, height, width, 3), dtype=np.uint8)
     records: list[ClipRecord] = []

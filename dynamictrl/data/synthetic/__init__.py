@@ -10,7 +10,7 @@ from dynamictrl.data.synthetic.background import (
     background_from_caption,
     render_background,
 )
-from dynamictrl.data.synthetic.clothing import Appearance, make_caption
+from dynamictrl.data.synthetic.clothing import Appearance, make_caption, replace_background
 from dynamictrl.data.synthetic.motion import MOTION_FAMILIES, SPLITS, split_families, tempo_bands
 from dynamictrl.data.synthetic.world import STYLES, PuppetWorld, SyntheticSample, make_sample
 
@@ -26,6 +26,7 @@ __all__ = [
     "background_from_caption",
     "make_caption",
     "make_sample",
+    "replace_background",
     "render_background",
     "split_families",
     "tempo_bands",

@@ -80,3 +80,11 @@ def make_caption(look: Appearance, background: BackgroundSpec) -> str:
         f"They have {look.hair_style} {look.hair_color} hair. "
         f"The background is {background.name}."
     )
+
+
+def replace_background(caption: str, background: str) -> str:
+    """``caption`` with its "The background is ..." sentence naming ``background`` (e.g. "a plain red wall")."""
+    head, sep, _ = caption.partition("The background is ")
+    if not sep:
+        raise ValueError(f"caption has no 'The background is ...' sentence to replace: {caption!r}")
+    return f"{head}The background is {background}."
