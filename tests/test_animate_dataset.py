@@ -22,6 +22,17 @@ def load_tool():
     return module
 
 
+def still_pipe(seen: list):
+    """Stands in for the pipeline: records each call's arguments in ``seen``, returns the reference as a still video."""
+
+    def spy(**kwargs):
+        seen.append(kwargs)
+        frames = np.repeat(kwargs["image"][None].astype(np.float32) / 255, kwargs["num_frames"], axis=0)
+        return SimpleNamespace(frames=frames[None])
+
+    return spy
+
+
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("animate")
@@ -56,11 +67,7 @@ def test_other_pose_reference_starts_from_the_reference_pose(dataset, tmp_path):
 
     tool = load_tool()
     seen = []
-
-    def spy(**kwargs):  # stands in for the pipeline: records the call, returns a still video
-        seen.append(kwargs)
-        frames = np.repeat(kwargs["image"][None].astype(np.float32) / 255, kwargs["num_frames"], axis=0)
-        return SimpleNamespace(frames=frames[None])
+    spy = still_pipe(seen)
 
     names = tool.animate_dataset(spy, dataset, tmp_path, steps=1, reference="other-pose")
     for name, kwargs in zip(names, seen):
@@ -78,11 +85,7 @@ def test_mask_reference_uses_the_mask_of_the_image_it_masks(dataset, tmp_path, r
 
     tool = load_tool()
     seen = []
-
-    def spy(**kwargs):
-        seen.append(kwargs)
-        frames = np.repeat(kwargs["image"][None].astype(np.float32) / 255, kwargs["num_frames"], axis=0)
-        return SimpleNamespace(frames=frames[None])
+    spy = still_pipe(seen)
 
     names = tool.animate_dataset(spy, dataset, tmp_path, steps=1, mask_reference=True, reference=reference)
     for name, kwargs in zip(names, seen):
@@ -104,11 +107,7 @@ def test_long_videos_chain_clips_with_a_background_per_clip(tmp_path):
     write_dataset(data, num=1, split="test", size=32, frames=17, style="demo", seed=0, progress=False)
     tool = load_tool()
     seen = []
-
-    def spy(**kwargs):
-        seen.append(kwargs)
-        frames = np.repeat(kwargs["image"][None].astype(np.float32) / 255, kwargs["num_frames"], axis=0)
-        return SimpleNamespace(frames=frames[None])
+    spy = still_pipe(seen)
 
     backgrounds = ["a plain red wall", "a plain blue wall"]
     names = tool.animate_dataset(

@@ -135,7 +135,9 @@ def main(argv: list[str] | None = None) -> None:
     long.add_argument(
         "--background", action="append", default=[], help="background phrase of clip k's caption (repeat per clip)"
     )
-    long.add_argument("--no-color-match", dest="color_match", action="store_false", help="no LAB colour anchoring")
+    long.add_argument(
+        "--color-match", action=argparse.BooleanOptionalAction, default=True, help="LAB colour anchoring (on)"
+    )
     args = parser.parse_args(argv)
 
     from dynamictrl.pipelines import DynamiCtrlPipeline
