@@ -204,7 +204,7 @@ def test_long_video_encodes_each_prompt_once(monkeypatch):
 
 
 @pytest.mark.parametrize("layout", ["THW", "THW1"])
-def test_person_masks_mask_the_chained_reference(layout):
+def test_person_masks_mask_chained_references_of_masked_reference_models(layout):
     class MaskPipe(FakePipe):
         def __call__(self, *args, reference_mask=None, **kwargs):
             out = super().__call__(*args, **kwargs)
@@ -215,7 +215,14 @@ def test_person_masks_mask_the_chained_reference(layout):
     for t in range(17):
         masks[t, 2:10, t % 6 : t % 6 + 5] = True
     given = masks[..., None] if layout == "THW1" else masks
+    first = masks[0].astype(np.uint8) * 255
+    pipe = MaskPipe()
+    sample_long_video(
+        pipe, REFERENCE, pose_video(17), "x", clip_frames=9, person_masks=given, reference_mask=first, progress=False
+    )
+    assert np.array_equal(pipe.calls[0]["mask"], first)  # the original reference with its own mask
+    assert np.array_equal(pipe.calls[1]["mask"], masks[8])  # clip 1 starts from output frame 8
+    # a model without masked references: person masks only steer colour matching, references stay whole
     pipe = MaskPipe()
     sample_long_video(pipe, REFERENCE, pose_video(17), "x", clip_frames=9, person_masks=given, progress=False)
-    assert pipe.calls[0]["mask"] is None  # the original reference: no reference_mask given
-    assert np.array_equal(pipe.calls[1]["mask"], masks[8])  # clip 1 starts from output frame 8
+    assert [call["mask"] for call in pipe.calls] == [None, None]

@@ -21,8 +21,8 @@ show).
 Long videos: ``--clip-frames N`` animates each (longer) clip with the long-video sampler, chaining clips of N frames
 on the last generated frame; ``--background PHRASE`` (repeatable) makes clip k's caption name the k-th background
 (the last repeats), and ``--no-color-match`` turns off the sampler's LAB colour anchoring. The dataset's person
-masks stand in for masks of the generated frames (they restrict colour matching to the person and mask the chained
-references of a masked-reference model). Score drift with ``scripts/evaluate.py --drift-clip-frames N``.
+masks stand in for masks of the generated frames (they restrict colour matching to the person and, with
+``--mask-reference``, mask the chained references). Score drift with ``scripts/evaluate.py --drift-clip-frames N``.
 
     python tools/make_synthetic.py --out data/puppet/test33 --num 8 --frames 33 --split test --style demo --seed 100000
     python tools/animate_dataset.py --data data/puppet/test33 --model MODEL --out outputs/long --clip-frames 9 \

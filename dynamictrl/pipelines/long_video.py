@@ -281,8 +281,8 @@ def sample_long_video(
         anchor_every: re-anchor on the original reference every N clips (0: never).
         color_match: match each clip's LAB statistics to the first clip's.
         reference_mask: the reference's person mask (masked-reference models); applied wherever the original
-            reference is used. ``person_masks``: (T, H, W) person masks of the output frames (optional); they mask
-            chained references and restrict colour matching to the person.
+            reference is used. ``person_masks``: (T, H, W) person masks of the output frames (optional); they
+            restrict colour matching to the person and, when ``reference_mask`` is given, mask chained references.
         seed: clip k uses ``torch.Generator().manual_seed(seed + k)``, so runs are reproducible.
         save_clips_dir: also write each clip (as generated, before blending) to ``clip_000.mp4``, ...
     Returns:
@@ -325,7 +325,8 @@ def sample_long_video(
                     poses = np.concatenate([pose_video[:1], poses[1:]])
             else:
                 reference = output[clip.start]
-                mask = None if masks is None else masks[clip.start]
+                # a masked-reference model gets every chained reference masked too; any other model sees it whole
+                mask = None if masks is None or reference_mask is None else masks[clip.start]
             if clip.length > clip.frames:  # short last clip: hold the last pose
                 poses = np.concatenate([poses, np.repeat(poses[-1:], clip.length - clip.frames, axis=0)])
             prompt = schedule.prompt_for(clip)
