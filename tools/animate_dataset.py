@@ -12,11 +12,12 @@ and pose video from a reference:
 - ``--reference other-pose``: the puppet world's ``references/NAME.png`` (the same person in another pose), the pose
   video's frame 0 replaced by ``reference_poses/NAME.png`` (that reference's pose), so the model must move the
   person into every driving pose. Frame 0 of the output is the reference pose, not the ground truth's, which costs
-  the model and the matching ``--baseline repeat-reference`` the same one frame. ``--prompt-override`` replaces every caption
-(e.g. to swap the background named by the prompt); ``--mask-reference`` masks the reference to the person with
-``masks/NAME.mp4`` frame 0, or ``reference_masks/NAME.png`` for ``other-pose`` (text-controlled background; with a
-dataset written by ``tools/make_synthetic.py --swap-background`` the prompt names a wall the reference does not
-show).
+  the model and the matching ``--baseline repeat-reference`` the same one frame.
+
+``--prompt-override`` replaces every caption (e.g. to swap the background named by the prompt);
+``--mask-reference`` masks the reference to the person with ``masks/NAME.mp4`` frame 0, or
+``reference_masks/NAME.png`` for ``other-pose`` (text-controlled background; with a dataset written by
+``tools/make_synthetic.py --swap-background`` the prompt names a wall the reference does not show).
 
 Long videos: ``--clip-frames N`` animates each (longer) clip with the long-video sampler, chaining clips of N frames
 on the last generated frame; ``--background PHRASE`` (repeatable) makes clip k's caption name the k-th background
@@ -79,11 +80,13 @@ def animate_dataset(
         if reference == "other-pose":
             image = read_image(data / "references" / f"{name}.png")
             poses = np.concatenate([read_image(data / "reference_poses" / f"{name}.png")[None], poses[1:]])
+        person_masks = None  # (T, H, W): the long-video sampler's, and frame 0 masks a first-frame reference
+        if clip_frames is not None or (mask_reference and reference == "first-frame"):
+            person_masks = read_video(data / "masks" / f"{name}.mp4")[0][..., 0]
         mask = None
-        if mask_reference and reference == "other-pose":
-            mask = read_image(data / "reference_masks" / f"{name}.png", mode="L")  # (H, W)
-        elif mask_reference:
-            mask = read_video(data / "masks" / f"{name}.mp4")[0][0, ..., 0]  # (H, W)
+        if mask_reference:
+            other = reference == "other-pose"
+            mask = read_image(data / "reference_masks" / f"{name}.png", mode="L") if other else person_masks[0]
         prompt = prompt_override or prompts[f"{name}.mp4"]
         if clip_frames is None:
             result = pipe(
@@ -101,7 +104,6 @@ def animate_dataset(
             )
             frames = to_uint8(np.asarray(result.frames)[0][: len(video)])  # (T, H, W, 3)
         else:
-            person_masks = read_video(data / "masks" / f"{name}.mp4")[0][..., 0]  # (T, H, W)
             clip_prompts = [replace_background(prompt, b) for b in backgrounds] or prompt
             frames = sample_long_video(
                 pipe, image, poses, clip_prompts, clip_frames=clip_frames, color_match=color_match,

@@ -178,7 +178,11 @@ def add_generation_args(parser: argparse.ArgumentParser) -> None:
         choices=("dwpose", "dynamictrl"),
         help="how keypoints / raw videos are drawn: dwpose (our models) or dynamictrl (official checkpoints)",
     )
-    group.add_argument("--person-masks", type=Path, help="person-mask video for the output (colour matching; with --mask, masks chained references)")
+    group.add_argument(
+        "--person-masks",
+        type=Path,
+        help="person-mask video for the output (colour matching; with --mask, masks chained references)",
+    )
     group.add_argument("--save-frames", action="store_true", help="also write OUT.png: reference | pose | result rows")
 
 

@@ -121,7 +121,8 @@ def make_sample(
         ref_background = sample_background(ref_rng, style, allow_pan=False)
     swapped_from = None
     if swap_background:  # a new wall colour that differs from the old one and stands out from the clothes
-        walls = [c for c in (BACKGROUND_COLORS_DEMO if style == "demo" else BACKGROUND_COLORS_FULL) if c != background.color]
+        colors = BACKGROUND_COLORS_DEMO if style == "demo" else BACKGROUND_COLORS_FULL
+        walls = [c for c in colors if c != background.color]
         swapped_from, background = background, replace(
             background, color=pick_contrasting(swap_rng, walls, [look.shirt_color, look.bottom_color])
         )
