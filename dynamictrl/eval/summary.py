@@ -19,7 +19,7 @@ DEFAULT_METRICS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def metric_values(results: Mapping, source: str, section: str, key: str) -> float | None:
+def metric_value(results: Mapping, source: str, section: str, key: str) -> float | None:
     """One aggregate value of ``results["sources"][source][section][key]``; None when the file lacks it."""
     sources = results.get("sources", {})
     if source not in sources:
@@ -59,7 +59,7 @@ def summary_table(
     rows, kept = [], []
     for section, key, title in metrics:
         present = [
-            [metric_values(r, source, section, key) for r in runs] for runs, source in groups.values()
+            [metric_value(r, source, section, key) for r in runs] for runs, source in groups.values()
         ]
         if all(v is None for vals in present for v in vals):
             continue
