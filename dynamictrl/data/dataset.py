@@ -1,6 +1,6 @@
 """Training data in the official DynamiCtrl layout, read as pixels or as pre-computed latents.
 
-Layout (DESIGN.md §5)::
+Layout (the official DynamiCtrl training-data layout)::
 
     DATA_ROOT/
       videos/NAME.mp4        target clips

@@ -1,4 +1,4 @@
-"""Write puppet-world clips in the official training-data layout (DESIGN.md section 5), plus evaluation extras.
+"""Write puppet-world clips in the official training-data layout (see dynamictrl.data.dataset), plus evaluation extras.
 
 ```
 OUT/
