@@ -164,7 +164,7 @@ def test_save_load_round_trip_is_exact(tmp_path, preset, mode):
 
 
 def official_reference_forward(model, inputs):
-    """The official DynamiCtrl forward written out by hand from the official release code (PadaLN: LayerNorm of p, gamma/beta order, p + delta p hand-off)."""
+    """The official DynamiCtrl forward, written out step by step from the official release's PadaLN contract."""
     cfg = model.config
     x, text, t, pose = (inputs[k] for k in ("hidden_states", "encoder_hidden_states", "timestep", "pose_latents"))
     b, f, _, h, w = x.shape
