@@ -12,9 +12,20 @@ Accepted inputs:
 least half of them have ``(max - min) / max >= 0.6``, as every OpenPose limb/joint colour does: one channel 0,
 another 255 or 153). A natural video almost never passes both. Force the choice with ``kind``.
 
-With ``retarget=True`` the keypoints are fitted to the reference person (:func:`.retarget.retarget`); the
-reference pose comes from ``reference_pose`` or is extracted from ``reference_image``. A rendered pose video
-cannot be retargeted (its keypoints are gone).
+**Official preprocessing** (what the official DynamiCtrl inference does to keypoints and raw videos; on by default
+with ``pose_style="dynamictrl"``, off with ``"dwpose"``, each part switchable with ``reference_pose_first`` and
+``retarget``):
+
+- *reference pose first*: frame 0 of the pose video is the reference person's own pose, so the output's frame 0
+  is the reference image itself; the driving poses follow. A pose video of ``T`` driving frames becomes ``T + 1``
+  frames, and ``max_frames`` counts that frame (``max_frames=81`` keeps 80 driving frames, like the official
+  ``--num_frames 81``);
+- *retargeting*: the driving keypoints are fitted to the reference person (:func:`.retarget.retarget`, mode
+  ``"global"`` with the official style, ``"bones"`` otherwise).
+
+The reference pose comes from ``reference_pose`` or is extracted from ``reference_image`` with ``extractor``
+(default: DWPose, which needs the ONNX models). A rendered pose video cannot be retargeted (its keypoints are
+gone) and gets no reference frame unless ``reference_pose_first=True`` is asked for explicitly.
 
 Keypoints (from a file or extracted) are drawn in ``pose_style`` (:data:`.render.STYLES`): ``"dwpose"`` for
 models trained on standard DWPose renders (ours), ``"dynamictrl"`` for the official release's checkpoints. A
@@ -27,6 +38,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -80,14 +92,29 @@ def fit_to_frame(seq: PoseSequence, height: int, width: int) -> PoseSequence:
     )
 
 
-def _reference_pose(reference_pose, reference_image, models_dir) -> PoseSequence:
-    if reference_pose is not None:
-        return reference_pose if isinstance(reference_pose, PoseSequence) else PoseSequence.load(reference_pose)
-    if reference_image is None:
-        raise ValueError("retarget=True needs reference_pose (keypoints) or reference_image (extraction runs on it)")
-    from dynamictrl.pose.retarget import reference_pose_from_image
+class PoseExtractor(Protocol):
+    """What extracts keypoints from images: :class:`~dynamictrl.pose.dwpose.DWPoseExtractor` or a stand-in."""
 
-    return reference_pose_from_image(reference_image, models_dir=models_dir)
+    def extract_video(self, frames: np.ndarray) -> PoseSequence:
+        """Keypoints of one person in every frame of ``frames`` (T, H, W, 3) uint8 RGB."""
+        ...
+
+
+def official_preprocessing(pose_style: str) -> bool:
+    """Whether ``pose_style`` implies the official preprocessing (reference pose first, retargeting) by default."""
+    return check_style(pose_style) == "dynamictrl"
+
+
+def _needs_reference(path, retarget, reference_pose_first, pose_style) -> str:
+    if retarget and reference_pose_first:
+        what = "the reference's own pose as frame 0 and retargeting"
+    else:
+        what = "retargeting" if retarget else "the reference's own pose as frame 0"
+    default = f" (the default with pose_style={pose_style!r})" if official_preprocessing(pose_style) else ""
+    return (
+        f"{path}: {what}{default} need the reference person: pass reference_image (its pose is extracted) or "
+        "reference_pose (keypoints), or turn them off with reference_pose_first=False, retarget=False"
+    )
 
 
 def load_pose_input(
@@ -95,55 +122,116 @@ def load_pose_input(
     height: int,
     width: int,
     reference_image: np.ndarray | str | Path | None = None,
-    retarget: bool = False,
+    retarget: bool | None = None,
     models_dir: str | Path | None = None,
     kind: str = "auto",
     reference_pose: PoseSequence | str | Path | None = None,
-    retarget_mode: str = "bones",
+    retarget_mode: str | None = None,
     smooth: bool = True,
     threshold: float = 0.3,
     pose_style: str = "dwpose",
+    reference_pose_first: bool | None = None,
+    max_frames: int | None = None,
+    extractor: PoseExtractor | None = None,
 ) -> np.ndarray:
     """Rendered pose frames ``(T, height, width, 3)`` uint8 from a pose video, keypoints file or raw video.
 
     ``pose_style`` is the drawing style for keypoints: ``"dwpose"`` or ``"dynamictrl"`` (official checkpoints).
+    ``retarget`` / ``reference_pose_first`` left at ``None`` follow ``pose_style`` for keypoints and raw videos
+    (on for ``"dynamictrl"``) and are off for rendered videos; ``retarget_mode=None`` is ``"global"`` (the official
+    fit) with ``"dynamictrl"`` and ``"bones"`` otherwise. ``max_frames`` caps the returned frames, the reference
+    frame included; only the driving frames kept are extracted and used by the retargeting fit. ``extractor``
+    replaces DWPose (built from ``models_dir`` when needed).
     """
     from dynamictrl.data.io import read_video, resize_and_center_crop
 
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    check_style(pose_style)
+    official = official_preprocessing(pose_style)
+    if retarget_mode is None:
+        retarget_mode = "global" if official else "bones"
+    if max_frames is not None and max_frames < 1:
+        raise ValueError(f"max_frames must be at least 1, got {max_frames}")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"pose input not found: {path}")
     if kind == "auto" and path.suffix.lower() in KEYPOINT_SUFFIXES:
         kind = "keypoints"
-    if kind == "keypoints":
-        seq = PoseSequence.load(path)
-    else:
+
+    frames = fps = None
+    if kind != "keypoints":
         frames, fps = read_video(path)
         if kind == "auto":
             kind = "rendered" if looks_like_rendered_pose(frames) else "raw"
             logger.info("%s looks like a %s video", path, "rendered pose" if kind == "rendered" else "raw motion")
-        if kind == "rendered":
-            if retarget:
-                raise ValueError(
-                    f"{path} is a rendered pose video, which cannot be retargeted; pass its keypoints file or "
-                    "the raw motion video instead (or kind='raw' if the guess was wrong)"
-                )
-            if pose_style != "dwpose":
-                logger.info("%s is already rendered: used as is, pose_style=%r does not apply", path, pose_style)
-            return resize_and_center_crop(frames, height, width)
-        from dynamictrl.pose.dwpose import DWPoseExtractor
+    rendered = kind == "rendered"
+    if retarget is None:
+        retarget = official and not rendered
+    if reference_pose_first is None:
+        reference_pose_first = official and not rendered
+    if rendered and retarget:
+        raise ValueError(
+            f"{path} is a rendered pose video, which cannot be retargeted; pass its keypoints file or "
+            "the raw motion video instead (or kind='raw' if the guess was wrong)"
+        )
+    if (retarget or reference_pose_first) and reference_pose is None and reference_image is None:
+        raise ValueError(_needs_reference(path, retarget, reference_pose_first, pose_style))
+    driving_frames = None if max_frames is None else max_frames - int(reference_pose_first)
 
-        seq = DWPoseExtractor(models_dir).extract_video(frames)
-        if smooth:
-            from dynamictrl.pose.smoothing import smooth_pose_sequence
+    def get_extractor() -> PoseExtractor:
+        nonlocal extractor
+        if extractor is None:
+            from dynamictrl.pose.dwpose import DWPoseExtractor
 
-            seq = smooth_pose_sequence(seq, fps=fps, threshold=threshold)
-    if retarget:
-        from dynamictrl.pose.retarget import retarget as retarget_fn
+            extractor = DWPoseExtractor(models_dir)
+        return extractor
 
-        ref = _reference_pose(reference_pose, reference_image, models_dir)
-        seq = retarget_fn(seq, ref, mode=retarget_mode, threshold=threshold)
-    return render_pose_sequence(fit_to_frame(seq, height, width), threshold=threshold, style=pose_style)
+    ref = None
+    if reference_pose_first or retarget:
+        if reference_pose is not None:
+            ref = reference_pose if isinstance(reference_pose, PoseSequence) else PoseSequence.load(reference_pose)
+        else:
+            ref = _extract_reference(reference_image, get_extractor())
+
+    if rendered:
+        if pose_style != "dwpose":
+            logger.info("%s is already rendered: used as is, pose_style=%r does not apply", path, pose_style)
+        out = resize_and_center_crop(frames[:driving_frames], height, width)
+    else:
+        if kind == "keypoints":
+            seq = PoseSequence.load(path)[:driving_frames]
+        else:
+            seq = get_extractor().extract_video(frames[:driving_frames])
+            if smooth and len(seq):
+                from dynamictrl.pose.smoothing import smooth_pose_sequence
+
+                seq = smooth_pose_sequence(seq, fps=fps, threshold=threshold)
+        if retarget and len(seq):
+            from dynamictrl.pose.retarget import retarget as retarget_fn
+
+            seq = retarget_fn(seq, ref, mode=retarget_mode, threshold=threshold)
+        out = render_pose_sequence(fit_to_frame(seq, height, width), threshold=threshold, style=pose_style)
+    if reference_pose_first:
+        first = render_pose_sequence(fit_to_frame(ref[0], height, width), threshold=threshold, style=pose_style)
+        out = np.concatenate([first, out])
+    logger.info(
+        "pose input %s (%s): %d frames%s%s",
+        path,
+        kind,
+        len(out),
+        ", frame 0 = the reference's pose" if reference_pose_first else "",
+        f", retargeted ({retarget_mode})" if retarget else "",
+    )
+    return out
+
+
+def _extract_reference(image: np.ndarray | str | Path, extractor: PoseExtractor) -> PoseSequence:
+    """The reference person's keypoints (1 frame); warns when nobody is found."""
+    if not isinstance(image, np.ndarray):
+        from dynamictrl.data.io import read_image
+
+        image = read_image(image)
+    ref = extractor.extract_video(np.asarray(image)[None])[:1]
+    if not (ref.body_score[0] > 0).any():
+        logger.warning("no person found in the reference image: its pose frame is empty")
+    return ref
