@@ -164,7 +164,27 @@ def add_generation_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--seed", type=int, default=42, help="random seed; clip k uses seed + k (default 42)")
     group.add_argument("--max-frames", type=int, help="animate only the first N pose frames")
     group.add_argument("--fps", type=float, help="output frame rate (default: the pose video's)")
-    group.add_argument("--retarget", action="store_true", help="fit the pose to the reference's body (keypoints/raw)")
+    group.add_argument(
+        "--retarget",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="fit keypoints / raw-video poses to the reference's body (default: on with --pose-style dynamictrl)",
+    )
+    group.add_argument(
+        "--reference-pose-first",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="pose frame 0 = the reference's own pose, as the official inference does; --max-frames counts it "
+        "(default: on with --pose-style dynamictrl, for keypoints / raw videos)",
+    )
+    group.add_argument(
+        "--retarget-mode",
+        choices=("global", "bones"),
+        help="global: scale + shift (official; default with dynamictrl); bones: also bone lengths (default otherwise)",
+    )
+    group.add_argument(
+        "--ref-pose", type=Path, help="keypoints file of the reference person (.npz/.json) instead of extracting it"
+    )
     group.add_argument(
         "--pose-kind",
         default="auto",
@@ -243,6 +263,10 @@ def animate(args: argparse.Namespace) -> Path:
         width,
         reference_image=reference,
         retarget=args.retarget,
+        reference_pose_first=args.reference_pose_first,
+        retarget_mode=args.retarget_mode,
+        reference_pose=args.ref_pose,
+        max_frames=args.max_frames,
         models_dir=args.pose_models,
         kind=args.pose_kind,
         pose_style=args.pose_style,
