@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 TRAINER_STATE = "trainer_state.json"
 TRAINABLE_WEIGHTS = "trainable.safetensors"
+_AC_PREFIX = "_checkpoint_wrapped_module."  # torch.distributed.algorithms._checkpoint.checkpoint_wrapper
 
 
 def checkpoint_dir(output_dir: str | Path) -> Path:
@@ -82,8 +83,13 @@ def _unwrap(accelerator, model):
 
 
 def trainable_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Parameters that require grad, by name (LoRA adapters and the pose branch)."""
-    return {name: p.detach().contiguous().cpu() for name, p in model.named_parameters() if p.requires_grad}
+    """Parameters that require grad, by name (LoRA adapters and the pose branch); names as in the plain model (without
+    the wrapper that FSDP's activation checkpointing puts around each block)."""
+    return {
+        name.replace(_AC_PREFIX, ""): p.detach().contiguous().cpu()
+        for name, p in model.named_parameters()
+        if p.requires_grad
+    }
 
 
 def save_transformer(model, path: str | Path, state_dict: dict[str, torch.Tensor] | None = None) -> Path:
@@ -108,31 +114,52 @@ def save_transformer(model, path: str | Path, state_dict: dict[str, torch.Tensor
     return path
 
 
-def register_hooks(accelerator, transformer_type: type, lora: bool) -> None:
-    """Make ``accelerator.save_state``/``load_state`` write and read the transformer in diffusers layout."""
+def _zero3(accelerator) -> bool:
+    plugin = accelerator.state.deepspeed_plugin
+    return plugin is not None and plugin.zero_stage == 3
+
+
+def full_state_dict(accelerator, model) -> dict[str, torch.Tensor] | None:
+    """The whole state dict of a prepared model whose parameters are sharded (ZeRO-3, FSDP), gathered on the main
+    process (``None`` elsewhere); ``None`` when every rank already holds the full weights. A collective: call it on
+    every rank."""
     from accelerate.utils import DistributedType
 
-    deepspeed = accelerator.distributed_type == DistributedType.DEEPSPEED
+    if not (_zero3(accelerator) or accelerator.distributed_type == DistributedType.FSDP):
+        return None
+    state = accelerator.get_state_dict(model)  # ZeRO-3: layer by layer onto rank 0; FSDP2: full, offloaded to CPU
+    return state if accelerator.is_main_process else None
+
+
+def register_hooks(accelerator, transformer_type: type, lora: bool) -> None:
+    """Make ``accelerator.save_state``/``load_state`` write and read the transformer in diffusers layout.
+
+    Call it before ``accelerator.prepare``: under ZeRO-3 it turns on the gathering of the full weights at save time
+    (``stage3_gather_16bit_weights_on_model_save``), without which the diffusers-layout copy cannot be written."""
+    if _zero3(accelerator):
+        zero = accelerator.state.deepspeed_plugin.deepspeed_config.setdefault("zero_optimization", {})
+        if not zero.get("stage3_gather_16bit_weights_on_model_save"):
+            logger.info("ZeRO-3: turning on stage3_gather_16bit_weights_on_model_save for the diffusers-layout copy")
+            zero["stage3_gather_16bit_weights_on_model_save"] = True
 
     def save_hook(models: list, weights: list, output_dir: str) -> None:
         for model in models:
             unwrapped = _unwrap(accelerator, model)
             if not isinstance(unwrapped, transformer_type):
                 continue
+            state = full_state_dict(accelerator, model)  # collective: every rank takes part
             if lora:
-                state = trainable_state_dict(unwrapped)
+                trainable = trainable_state_dict(unwrapped)  # names; the tensors are shards when sharded
+                if state is not None:
+                    trainable = {name: state[name].contiguous().cpu() for name in trainable}
                 if accelerator.is_main_process:
-                    save_file(state, str(Path(output_dir) / TRAINABLE_WEIGHTS))
-            else:
-                zero3 = deepspeed and accelerator.state.deepspeed_plugin.zero_stage == 3
-                state = accelerator.get_state_dict(model) if zero3 else None  # collective under ZeRO-3
-                if accelerator.is_main_process:
-                    save_transformer(unwrapped, Path(output_dir) / "transformer", state)
+                    save_file(trainable, str(Path(output_dir) / TRAINABLE_WEIGHTS))
+            elif accelerator.is_main_process:
+                save_transformer(unwrapped, Path(output_dir) / "transformer", state)
         weights.clear()  # the transformer is the only prepared model: accelerate must not write model.safetensors
 
     def load_hook(models: list, input_dir: str) -> None:
-        if deepspeed:  # DeepSpeed restores its own model states
-            return
+        # DeepSpeed and FSDP restore their own (sharded) model states before this hook and leave ``models`` empty
         for model in list(models):
             unwrapped = _unwrap(accelerator, model)
             if not isinstance(unwrapped, transformer_type):
