@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from test_infer_cli import COMMON, call
+from test_infer_cli import COMMON, main_of
 from test_pose_render import BODY
 
 from dynamictrl.data.io import write_image
@@ -24,25 +24,42 @@ def files(tmp_path_factory):
     return root
 
 
-@pytest.fixture
-def sampled(monkeypatch):
-    """The pose video infer.py hands to the long-video sampler."""
+def run_infer(capsys, *args) -> tuple[int, str, str]:
+    """infer.py's main in-process: (exit status, stdout, stderr), whether main returns its status or exits."""
+    try:
+        code = main_of("infer.py")([str(a) for a in args]) or 0
+    except SystemExit as exit_:
+        code = exit_.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def spy_sampler(monkeypatch) -> list:
+    """Collects the pose video infer.py hands to the long-video sampler, in each call."""
     import dynamictrl.pipelines.cli as cli
+    import dynamictrl.pipelines.long_video as long_video
 
     seen = []
-    real = cli.sample_long_video
+    real = long_video.sample_long_video
 
     def spy(pipe, reference, poses, *args, **kwargs):
         seen.append(poses)
         return real(pipe, reference, poses, *args, **kwargs)
 
-    monkeypatch.setattr(cli, "sample_long_video", spy)
+    monkeypatch.setattr(long_video, "sample_long_video", spy)
+    if hasattr(cli, "sample_long_video"):  # imported at module level by older versions of the CLI
+        monkeypatch.setattr(cli, "sample_long_video", spy)
     return seen
+
+
+@pytest.fixture
+def sampled(monkeypatch):
+    return spy_sampler(monkeypatch)
 
 
 def _infer(capsys, files, tmp_path, *flags):
     args = ("--model", files / "model", "--ref", files / "ref.png", "--pose", files / "drive.npz", "--prompt", "a")
-    code, _, err = call(capsys, "infer.py", *args, "--out", tmp_path / "out.mp4", "--frames", 9, *COMMON, *flags)
+    code, _, err = run_infer(capsys, *args, "--out", tmp_path / "out.mp4", "--frames", 9, *COMMON, *flags)
     assert code == 0, err
 
 

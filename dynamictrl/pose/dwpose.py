@@ -87,8 +87,8 @@ def resolve_models_dir(models_dir: str | Path | None = None) -> Path:
         models_dir = os.environ.get(MODELS_ENV_VAR)
     if models_dir is None:
         raise FileNotFoundError(
-            f"DWPose models not configured: pass --models-dir DIR (or set {MODELS_ENV_VAR}) to a folder holding "
-            f"{DETECTOR_FILE} and {POSE_FILE}; download both from {WEIGHTS_URL}"
+            f"DWPose models not configured: pass --pose-models DIR (--models-dir DIR in tools/), or set "
+            f"{MODELS_ENV_VAR}, to a folder holding {DETECTOR_FILE} and {POSE_FILE}; download both from {WEIGHTS_URL}"
         )
     models_dir = Path(models_dir)
     missing = [name for name in (DETECTOR_FILE, POSE_FILE) if not (models_dir / name).is_file()]
