@@ -42,13 +42,13 @@ from dynamictrl.acceleration import (  # noqa: E402
     ATTENTION_BACKENDS,
     CACHE_MODES,
     OFFLOAD_MODES,
-    AccelerationUnavailable,
     accelerate_transformer,
     apply_offload,
     enable_step_cache,
     reset_step_cache,
 )
 from dynamictrl.acceleration.flops import transformer_flops  # noqa: E402
+from dynamictrl.acceleration.vae_tiling import check_vae_tiling, enable_vae_tiling  # noqa: E402
 from dynamictrl.models.presets import PRESETS  # noqa: E402
 
 logger = logging.getLogger("benchmark")
@@ -318,7 +318,8 @@ def run_setting(
         fp8=setting.fp8,
     )
     if setting.vae_tiling:
-        vae.enable_tiling()
+        enable_vae_tiling(vae)  # diffusers' tiles with overlaps rounded to whole latents (add up for any VAE)
+        check_vae_tiling(vae, setting.height, setting.width)
         vae.enable_slicing()
     apply_offload({"transformer": transformer, "vae": vae}, setting.offload, device)
     current = {"t": 999}
@@ -645,10 +646,12 @@ def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
                 compile_backend=args.compile_backend,
                 seed=args.seed,
             )
-        except (AccelerationUnavailable, torch.OutOfMemoryError, RuntimeError) as err:
-            # one failing setting (out of memory, kernel unavailable) must not lose the others
+        except Exception as err:  # noqa: BLE001
+            # any failing setting (out of memory, kernel unavailable, a size the VAE cannot tile, a bug) must not
+            # lose the others: its row says why in the skipped column
             logger.warning("setting %s failed: %s", setting, err)
-            row = {**asdict(setting), "error": f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"}
+            reason = (str(err).strip().splitlines() or [""])[0][:200]  # one line, even for a message-less error
+            row = {**asdict(setting), "error": f"{type(err).__name__}: {reason}".rstrip(": ")}
             if args.device.type == "cuda":
                 torch.cuda.empty_cache()
         rows.append(row)

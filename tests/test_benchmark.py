@@ -82,3 +82,35 @@ def test_settings_cross_product(benchmark):
     assert len(settings) == 2 * 2 * 2
     assert {(s.height, s.width) for s in settings} == {(32, 32), (64, 64)}
     assert args.dtype == ["fp32"] and args.steps == 4
+
+
+def test_vae_tiling_on_is_measured_and_an_untileable_size_is_skipped_with_its_reason(benchmark, capsys):
+    # 64 px: diffusers' own tiles gave 9x9 latents for 8x8 here and the whole sweep died; 36 px is no multiple of ×8
+    report = benchmark.main(
+        "--preset tiny --threads 1 --height 64,36 --width 64,36 --frames 5 --steps 1 --repeats 1 --warmup 0 "
+        "--pose-control padaln --vae-tiling on".split()
+    )
+    tiled, untileable = report["rows"]
+    assert "error" not in tiled and tiled["vae_tiling"] and tiled["e2e_s"]["median"] > 0
+    assert untileable["error"].startswith("ValueError: VAE tiling cannot split a 36x36 frame")
+    assert "\n" not in untileable["error"]
+    skipped_cell = capsys.readouterr().out.splitlines()[3].rstrip(" |").rsplit("|", 1)[1]
+    assert "VAE tiling cannot split" in skipped_cell
+
+
+def test_any_error_of_one_setting_goes_to_skipped_and_the_sweep_goes_on(benchmark, monkeypatch):
+    real = benchmark.run_setting
+
+    def flaky(setting, *args, **kwargs):
+        if setting.fuse_qkv:
+            raise KeyError("fused projection missing")  # not an error type the sweep knew about
+        return real(setting, *args, **kwargs)
+
+    monkeypatch.setattr(benchmark, "run_setting", flaky)
+    report = benchmark.main(
+        "--preset tiny --threads 1 --height 32 --width 32 --frames 5 --steps 1 --repeats 1 --warmup 0 "
+        "--pose-control padaln --fuse-qkv off,on".split()
+    )
+    measured, failed = report["rows"]
+    assert "error" not in measured and measured["step_cfg2_s"]["median"] > 0
+    assert failed["error"] == "KeyError: 'fused projection missing'"

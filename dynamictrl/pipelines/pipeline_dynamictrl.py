@@ -35,6 +35,7 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 from diffusers.video_processor import VideoProcessor
 
+from dynamictrl.acceleration.vae_tiling import check_vae_tiling, enable_vae_tiling
 from dynamictrl.data.io import resize_and_center_crop, to_uint8
 from dynamictrl.models.transformer import DynamiCtrlTransformer3DModel
 
@@ -107,9 +108,11 @@ class DynamiCtrlPipeline(DiffusionPipeline):
     def disable_vae_slicing(self) -> None:
         self.vae.disable_slicing()
 
-    def enable_vae_tiling(self) -> None:
-        """Encode/decode in overlapping spatial tiles (much less memory at high resolution)."""
-        self.vae.enable_tiling()
+    def enable_vae_tiling(self, **tiling) -> None:
+        """Encode/decode in overlapping spatial tiles (much less memory at high resolution). Keyword arguments as in
+        diffusers' ``vae.enable_tiling``; the overlaps are rounded to whole latents so the tiles add up for any VAE
+        (:mod:`dynamictrl.acceleration.vae_tiling`); raises ``ValueError`` where this VAE cannot tile."""
+        enable_vae_tiling(self.vae, **tiling)
 
     def disable_vae_tiling(self) -> None:
         self.vae.disable_tiling()
@@ -183,6 +186,7 @@ class DynamiCtrlPipeline(DiffusionPipeline):
                     f"(CogVideoX 1.0 I2V) and only generates {fixed[0]}x{fixed[1]}"
                 )
         num_latent_frames(num_frames, self.vae_scale_factor_temporal)  # raises for frame counts that are not 4k+1
+        check_vae_tiling(self.vae, height, width)  # tiles that would not add up to this frame size
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type={output_type!r} is not one of {OUTPUT_TYPES}")
         if self.transformer.config.pose_control != "none":
