@@ -173,6 +173,18 @@ def test_official_preprocessing_without_a_reference_says_what_to_pass(tmp_path):
         load_pose_input(path, 128, 160, pose_style="dynamictrl")
 
 
+def test_reference_photo_without_a_person_is_an_error_not_an_empty_first_frame(tmp_path):
+    path = _driver().save(tmp_path / "drive.npz")
+
+    class NobodyExtractor:
+        def extract_video(self, frames):
+            return PoseSequence(np.zeros((len(frames), 18, 2)), np.zeros((len(frames), 18)), width=320, height=256)
+
+    photo = np.zeros((256, 320, 3), np.uint8)
+    with pytest.raises(ValueError, match="no person found in the reference image.*reference_pose"):
+        load_pose_input(path, 128, 160, reference_image=photo, pose_style="dynamictrl", extractor=NobodyExtractor())
+
+
 def test_max_frames_counts_the_reference_frame_and_limits_extraction(tmp_path):
     raw = np.random.default_rng(0).integers(0, 255, (5, 96, 96, 3), dtype=np.uint8)
     path = write_video(tmp_path / "raw.mp4", raw)

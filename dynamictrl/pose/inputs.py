@@ -191,7 +191,7 @@ def load_pose_input(
         if reference_pose is not None:
             ref = reference_pose if isinstance(reference_pose, PoseSequence) else PoseSequence.load(reference_pose)
         else:
-            ref = _extract_reference(reference_image, get_extractor())
+            ref = _extract_reference(reference_image, get_extractor(), threshold)
 
     if rendered:
         if pose_style != "dwpose":
@@ -225,13 +225,17 @@ def load_pose_input(
     return out
 
 
-def _extract_reference(image: np.ndarray | str | Path, extractor: PoseExtractor) -> PoseSequence:
-    """The reference person's keypoints (1 frame); warns when nobody is found."""
+def _extract_reference(image: np.ndarray | str | Path, extractor: PoseExtractor, threshold: float) -> PoseSequence:
+    """The reference person's keypoints (1 frame); raises when nobody is found (an empty frame 0 or a fit to
+    nothing would silently give a wrong animation)."""
     if not isinstance(image, np.ndarray):
         from dynamictrl.data.io import read_image
 
         image = read_image(image)
     ref = extractor.extract_video(np.asarray(image)[None])[:1]
-    if not (ref.body_score[0] > 0).any():
-        logger.warning("no person found in the reference image: its pose frame is empty")
+    if not (ref.body_score[0] >= threshold).any():
+        raise ValueError(
+            "no person found in the reference image, whose pose the official preprocessing needs: give its "
+            "keypoints (reference_pose, --ref-pose) or turn it off (reference_pose_first=False, retarget=False)"
+        )
     return ref
