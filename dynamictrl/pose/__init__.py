@@ -3,7 +3,13 @@
 Heavy or optional parts (ONNX Runtime extraction) are imported lazily inside the functions that need them.
 """
 
-from dynamictrl.pose.inputs import fit_to_frame, load_pose_input, looks_like_rendered_pose
+from dynamictrl.pose.inputs import (
+    PoseExtractor,
+    fit_to_frame,
+    load_pose_input,
+    looks_like_rendered_pose,
+    official_preprocessing,
+)
 from dynamictrl.pose.keypoints import BODY_KEYPOINTS, PoseSequence
 from dynamictrl.pose.render import STYLES, draw_pose, render_pose_sequence
 from dynamictrl.pose.retarget import retarget
@@ -11,6 +17,7 @@ from dynamictrl.pose.smoothing import fill_gaps, one_euro_filter, smooth_pose_se
 
 __all__ = [
     "BODY_KEYPOINTS",
+    "PoseExtractor",
     "PoseSequence",
     "STYLES",
     "draw_pose",
@@ -18,6 +25,7 @@ __all__ = [
     "fit_to_frame",
     "load_pose_input",
     "looks_like_rendered_pose",
+    "official_preprocessing",
     "one_euro_filter",
     "render_pose_sequence",
     "retarget",
