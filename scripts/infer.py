@@ -4,15 +4,16 @@
 Examples:
   python scripts/infer.py --demo                                   # bundled inputs, embedded tiny model
   python scripts/infer.py --ref person.png --pose dance.mp4 --prompt "a dancer on a beach" --out out.mp4
-  python scripts/infer.py --model /models/CogVideoX-5b-I2V --transformer /models/DynamiCtrl-5B \\
-      --ref person.png --pose dance_pose.mp4 --prompt "..." --frames 37 --height 768 --width 1360
+  python scripts/infer.py --model /models/CogVideoX1.5-5B-I2V --transformer /models/DynamiCtrl-5B/transformer \\
+      --ref person.png --pose dance_pose.mp4 --prompt "..." --clip-frames 37 --height 768 --width 1360
 
 --pose takes a rendered pose video (its first frame should be the pose of the reference image, then the driving
 poses), a keypoints file, or a raw motion video (pose extraction runs if the DWPose models are present).
-A pose video longer than one clip (--frames) is animated by the long-video sampler, exactly as
+A pose video longer than one clip (--clip-frames; --frames is the same flag) is animated by the long-video sampler, exactly as
 scripts/sample_long.py does; --prompts-file then gives the prompts over time.
 Without --model the embedded tiny model (assets/models/dynamictrl-tiny/) is used, or random tiny weights if it has
-not been trained yet (the result is then noise).
+not been trained yet (the result is then noise). Every input is checked before the model loads; a bad one is
+reported in one line (--debug shows the traceback).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from dynamictrl.cli import ArgumentParser, run_cli  # noqa: E402
 from dynamictrl.pipelines.cli import (  # noqa: E402
     DEMO_DIR,
     REPO_ROOT,
@@ -35,7 +37,7 @@ from dynamictrl.pipelines.cli import (  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--demo", action="store_true", help="animate the bundled demo inputs in assets/demo/")
     parser.add_argument("--ref", type=Path, help="reference image (PNG/JPEG; RGBA and greyscale are converted)")
     parser.add_argument("--pose", type=Path, help="pose video, keypoints file (.npz/.json) or raw motion video")
@@ -48,11 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, help="output MP4 (default outputs/<ref>_<pose>.mp4)")
     add_model_args(parser)
     add_generation_args(parser)
-    add_long_video_args(parser, clip_flag="--frames")
+    add_long_video_args(parser)
     return parser
 
 
-def main(argv: list[str] | None = None) -> None:
+@run_cli
+def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -68,11 +71,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--ref and --pose are required (or --demo)")
     if args.out is None:
         args.out = Path("outputs") / f"{args.ref.stem}_{args.pose.stem}.mp4"
-    try:
-        animate(args)
-    except (ValueError, FileNotFoundError) as err:
-        parser.exit(2, f"error: {err}\n")
+    animate(args)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -23,11 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from dynamictrl.cli import ArgumentParser, run_cli  # noqa: E402
 from dynamictrl.pipelines.cli import add_generation_args, add_long_video_args, add_model_args, animate  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ref", type=Path, required=True, help="reference image")
     parser.add_argument("--pose", type=Path, required=True, help="long pose video, keypoints file or raw video")
     parser.add_argument("--prompts-file", type=Path, help="'start_frame<TAB>prompt' lines, or one prompt per clip")
@@ -35,21 +36,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=Path("outputs/long.mp4"), help="output MP4 (outputs/long.mp4)")
     add_model_args(parser)
     add_generation_args(parser)
-    add_long_video_args(parser, clip_flag="--clip-frames")
+    add_long_video_args(parser)
     return parser
 
 
-def main(argv: list[str] | None = None) -> None:
+@run_cli
+def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.prompts_file is None and args.prompt is None:
         parser.error("give --prompts-file FILE or --prompt TEXT")
-    try:
-        animate(args)
-    except (ValueError, FileNotFoundError) as err:
-        parser.exit(2, f"error: {err}\n")
+    animate(args)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

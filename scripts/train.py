@@ -10,7 +10,6 @@ See docs/training.md for the configs, the data layout and the 5B recipes.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
@@ -18,9 +17,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from dynamictrl.cli import ArgumentParser, load_train_config, run_cli  # noqa: E402
 
+
+@run_cli
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description="Train DynamiCtrl (run it with `accelerate launch` or `torchrun` for several processes).",
         epilog="Any number of key=value overrides may follow, e.g. train.max_steps=10 data.root=/data.",
     )
@@ -33,12 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
     )
-    from dynamictrl.training import Trainer, load_config, to_yaml
+    # every path is checked before a model or dataset loads
+    cfg = load_train_config(args.config, args.overrides, check_paths=not args.print_config)
+    from dynamictrl.training import Trainer, to_yaml
 
-    try:
-        cfg = load_config(args.config, args.overrides)
-    except (ValueError, FileNotFoundError) as err:
-        parser.error(str(err))
     if args.print_config:
         print(to_yaml(cfg))
         return 0

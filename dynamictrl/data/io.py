@@ -11,11 +11,16 @@ size while keeping its aspect ratio (bilinear), then crop the centre. Nothing is
 from __future__ import annotations
 
 import logging
+import os
+import sys
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from dynamictrl.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -23,14 +28,30 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".gif")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
-class VideoReadError(RuntimeError):
+class VideoReadError(UserError, RuntimeError):
     """A video or image file could not be read; the message names the file."""
+
+
+@contextmanager
+def _native_stderr_silenced():
+    """Mute C-level writes to stderr: decord logs a failed open itself, before PyAV gets its turn."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _read_with_decord(path: Path) -> tuple[np.ndarray, float]:
     import decord  # optional: installed with the [train] extra on x86_64 Linux
 
-    reader = decord.VideoReader(str(path), ctx=decord.cpu(0))
+    decord.logging.set_level(decord.logging.QUIET)  # ffmpeg's own messages
+    with _native_stderr_silenced():
+        reader = decord.VideoReader(str(path), ctx=decord.cpu(0))
     if len(reader) == 0:
         raise VideoReadError(f"{path}: the video has no frames")
     frames = reader.get_batch(list(range(len(reader)))).asnumpy()  # (T, H, W, 3)

@@ -1,9 +1,29 @@
 """Evaluation harness: the paper's metrics in the ``disco`` and ``clean`` profiles (see EVAL_PROTOCOL.md) and
 download-free metrics for the synthetic puppet world. Entry points: :func:`dynamictrl.eval.runner.evaluate` and
-``scripts/evaluate.py``."""
+``scripts/evaluate.py``. Names are imported on first use (:mod:`dynamictrl._lazy`): ``--help`` needs no torch."""
 
-from .image_metrics import PROFILES, frame_metrics, l1, psnr, psnr_legacy_uint8, ssim
-from .runner import EvalConfig, evaluate, markdown_table, write_results
+from typing import TYPE_CHECKING
 
-__all__ = ["PROFILES", "EvalConfig", "evaluate", "frame_metrics", "l1", "markdown_table", "psnr",
-           "psnr_legacy_uint8", "ssim", "write_results"]
+from dynamictrl._lazy import lazy_getattr
+
+_EXPORTS = {
+    **dict.fromkeys(["PROFILES", "frame_metrics", "l1", "psnr", "psnr_legacy_uint8", "ssim"], ".image_metrics"),
+    **dict.fromkeys(["EvalConfig", "evaluate", "markdown_table", "write_results"], ".runner"),
+}
+__all__ = [
+    "EvalConfig",
+    "PROFILES",
+    "evaluate",
+    "frame_metrics",
+    "l1",
+    "markdown_table",
+    "psnr",
+    "psnr_legacy_uint8",
+    "ssim",
+    "write_results",
+]
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
+
+if TYPE_CHECKING:
+    from .image_metrics import PROFILES, frame_metrics, l1, psnr, psnr_legacy_uint8, ssim
+    from .runner import EvalConfig, evaluate, markdown_table, write_results

@@ -11,8 +11,10 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch loads with the first weight file: scripts/evaluate.py --help stays light
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +107,8 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     Checkpoints that wrap the weights (``{"state_dict": ...}``, as ``resnet-50-kinetics.pth`` does) are
     unwrapped; a ``module.`` prefix from ``DataParallel`` is stripped.
     """
+    import torch
+
     obj = torch.load(str(path), map_location="cpu", weights_only=True)
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]

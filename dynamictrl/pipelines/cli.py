@@ -11,13 +11,18 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+from dynamictrl.cli import for_flag, read_image_arg, read_video_arg
+from dynamictrl.errors import UserError
 
-from dynamictrl.data.io import make_contact_sheet, read_image, read_video, video_fps, write_image, write_video
+from .cli_checks import ModelGeometry, check_generation_args, check_model_sizes
 
-from .long_video import PromptSchedule, sample_long_video
-from .pipeline_dynamictrl import DynamiCtrlPipeline
+if TYPE_CHECKING:  # torch and diffusers load after the arguments are parsed and checked
+    import torch
+
+    from .long_video import PromptSchedule
+    from .pipeline_dynamictrl import DynamiCtrlPipeline
 
 logger = logging.getLogger(__name__)
 
@@ -43,10 +48,17 @@ class LoadedPipeline:
 
 
 def default_device() -> str:
+    import torch
+
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+DTYPES = ("float32", "fp32", "bfloat16", "bf16", "float16", "fp16")
+
+
 def parse_dtype(name: str | None, device: str) -> torch.dtype:
+    import torch
+
     table = {
         "float32": torch.float32,
         "fp32": torch.float32,
@@ -66,24 +78,30 @@ def load_pipeline(
     model: str | Path | None = None,
     transformer: str | Path | None = None,
     device: str = "cpu",
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
     offload: str | None = None,
     scheduler: str = "dpm",
     vae_tiling: bool = False,
 ) -> LoadedPipeline:
     """Load a diffusers-layout folder (ours, or a base CogVideoX folder with ``transformer`` = official DynamiCtrl
-    weights); without ``model``, the embedded tiny model, else random tiny components."""
+    weights); without ``model``, the embedded tiny model, else random tiny components. ``dtype``: float32 by
+    default. Nothing is downloaded: a missing folder or file raises a :class:`UserError` naming it."""
+    import torch
     from diffusers import CogVideoXDPMScheduler
 
     from dynamictrl.models import DynamiCtrlTransformer3DModel
+
+    from .pipeline_dynamictrl import DynamiCtrlPipeline
+
+    dtype = dtype or torch.float32
 
     random_weights = False
     if model is None:
         model = embedded_model_dir()
     if model is None:
         if transformer is not None:
-            raise ValueError(
-                "--transformer needs --model: the base CogVideoX folder that provides vae/text_encoder/..."
+            raise UserError(
+                "--transformer given without --model", "the base CogVideoX folder with vae/, text_encoder/..."
             )
         from dynamictrl.models.tiny import build_tiny_components
 
@@ -91,12 +109,7 @@ def load_pipeline(
         source, random_weights = "random tiny components", True
     else:
         model = Path(model)
-        if not (model / "model_index.json").is_file():
-            raise FileNotFoundError(
-                f"{model}/model_index.json not found: --model expects a diffusers-layout folder (model_index.json, "
-                "transformer/, vae/, text_encoder/, tokenizer/, scheduler/), e.g. one saved by "
-                "DynamiCtrlPipeline.save_pretrained or a CogVideoX-5B-I2V download"
-            )
+        ModelGeometry.from_folder(model, transformer)  # every component present, else one line naming the flag
         kwargs = _dtype_kwarg(dtype)
         if transformer is not None:
             kwargs["transformer"] = DynamiCtrlTransformer3DModel.from_pretrained(transformer, **_dtype_kwarg(dtype))
@@ -142,7 +155,9 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
         "--transformer", type=Path, help="transformer folder to use instead of MODEL/transformer (official DynamiCtrl)"
     )
     group.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    group.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 (default: bf16 on GPU, fp32 on CPU)")
+    group.add_argument(
+        "--dtype", default=None, choices=DTYPES, help="float32 | bfloat16 | float16 (default: bf16 on GPU, fp32 on CPU)"
+    )
     group.add_argument("--offload", choices=("model", "sequential"), help="CPU offload of idle models (GPU only)")
     group.add_argument("--vae-tiling", action="store_true", help="tile the VAE (less memory at high resolution)")
     group.add_argument(
@@ -206,10 +221,14 @@ def add_generation_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--save-frames", action="store_true", help="also write OUT.png: reference | pose | result rows")
 
 
-def add_long_video_args(parser: argparse.ArgumentParser, clip_flag: str = "--clip-frames") -> None:
+def add_long_video_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("long videos")
     group.add_argument(
-        clip_flag, dest="clip_frames", type=int, help="frames per clip, k*4+1 (default: the model's sample_frames)"
+        "--clip-frames",
+        "--frames",  # the older name in infer.py
+        dest="clip_frames",
+        type=int,
+        help="frames per clip, k*4+1 (default: the model's sample_frames)",
     )
     group.add_argument("--overlap", type=int, default=1, help="pose frames shared by consecutive clips (default 1)")
     group.add_argument(
@@ -225,6 +244,8 @@ def add_long_video_args(parser: argparse.ArgumentParser, clip_flag: str = "--cli
 
 
 def load_prompts(args: argparse.Namespace) -> PromptSchedule:
+    from .long_video import PromptSchedule
+
     if getattr(args, "prompts_file", None):
         if args.prompt:
             raise ValueError("give --prompt or --prompts-file, not both")
@@ -234,48 +255,62 @@ def load_prompts(args: argparse.Namespace) -> PromptSchedule:
 
 def animate(args: argparse.Namespace) -> Path:
     """Run a generation from parsed arguments; returns the output path (prints where it went and how long it took)."""
+    from dynamictrl.data.io import make_contact_sheet, video_fps, write_image, write_video
     from dynamictrl.pose.inputs import load_pose_input
 
     started = time.perf_counter()
+    check_generation_args(args)
     device = args.device or default_device()
-    loaded = load_pipeline(
-        args.model,
-        args.transformer,
-        device,
-        parse_dtype(args.dtype, device),
-        args.offload,
-        args.scheduler,
-        args.vae_tiling,
-    )
+    model = args.model if args.model is not None else embedded_model_dir()
+
+    def load() -> LoadedPipeline:
+        dtype = parse_dtype(args.dtype, device)
+        return load_pipeline(model, args.transformer, device, dtype, args.offload, args.scheduler, args.vae_tiling)
+
+    # Every input is read and checked before the weights load: a mistyped path costs a second, not minutes.
+    loaded = None
+    if model is None:  # random tiny components are built in memory: nothing to load
+        loaded = load()
+        geometry = ModelGeometry.from_pipeline(loaded.pipe)
+    else:
+        geometry = ModelGeometry.from_folder(model, args.transformer)
+    height, width, clip_frames = check_model_sizes(args, geometry)
+    reference = read_image_arg("--ref", args.ref)  # (H, W, 3)
+    mask = read_image_arg("--mask", args.mask, mode="L") if args.mask else None
+    if mask is not None and mask.shape[:2] != reference.shape[:2]:
+        raise UserError(f"--mask is {mask.shape[1]}x{mask.shape[0]}", f"the size of --ref, {reference.shape[1]}x"
+                        f"{reference.shape[0]} (W x H)")  # fmt: skip
+    pose_help = "a rendered pose video, a keypoints file (.npz/.json) or a raw motion video with --pose-models"
+    with for_flag("--pose", pose_help, also=(ValueError, ImportError)):
+        poses = load_pose_input(
+            args.pose,
+            height,
+            width,
+            reference_image=reference,
+            retarget=args.retarget,
+            reference_pose_first=args.reference_pose_first,
+            retarget_mode=args.retarget_mode,
+            reference_pose=args.ref_pose,
+            max_frames=args.max_frames,
+            models_dir=args.pose_models,
+            kind=args.pose_kind,
+            pose_style=args.pose_style,
+        )  # (T, H, W, 3)
+    if args.max_frames:
+        poses = poses[: args.max_frames]
+    person_masks = read_video_arg("--person-masks", args.person_masks)[0] if args.person_masks else None
+    if person_masks is not None and len(person_masks) < len(poses):
+        raise UserError(f"--person-masks has {len(person_masks)} frames", f"one per pose frame: {len(poses)}")
+    fps = args.fps or video_fps(args.pose)
+    with for_flag("--prompts-file", "'start_frame<TAB>prompt' lines, or one prompt per line", also=(ValueError,)):
+        prompts = load_prompts(args)
+    if loaded is None:
+        loaded = load()
     if loaded.random_weights:
         print(RANDOM_WEIGHTS_NOTICE.format(path=EMBEDDED_MODEL_DIR))
     pipe = loaded.pipe
-    cfg = pipe.transformer.config
-    height = args.height or cfg.sample_height * pipe.vae_scale_factor_spatial
-    width = args.width or cfg.sample_width * pipe.vae_scale_factor_spatial
-    clip_frames = args.clip_frames or pipe.default_num_frames
 
-    reference = read_image(args.ref)  # (H, W, 3)
-    mask = read_image(args.mask, mode="L") if args.mask else None
-    poses = load_pose_input(
-        args.pose,
-        height,
-        width,
-        reference_image=reference,
-        retarget=args.retarget,
-        reference_pose_first=args.reference_pose_first,
-        retarget_mode=args.retarget_mode,
-        reference_pose=args.ref_pose,
-        max_frames=args.max_frames,
-        models_dir=args.pose_models,
-        kind=args.pose_kind,
-        pose_style=args.pose_style,
-    )  # (T, H, W, 3)
-    if args.max_frames:
-        poses = poses[: args.max_frames]
-    person_masks = read_video(args.person_masks)[0] if args.person_masks else None
-    fps = args.fps or video_fps(args.pose)
-    prompts = load_prompts(args)
+    from .long_video import sample_long_video
 
     out = Path(args.out)
     clips_dir = out.with_name(out.stem + "_clips") if args.save_clips else None
