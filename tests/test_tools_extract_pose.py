@@ -60,7 +60,7 @@ def test_missing_models_message(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("DYNAMICTRL_DWPOSE_DIR", raising=False)
     video = write_video(tmp_path / "in.mp4", np.zeros((1, 32, 32, 3), np.uint8))
     tool = _load_tool("extract_pose")
-    assert tool.main([str(video), "--out", str(tmp_path / "o.mp4"), "--models-dir", str(tmp_path)]) == 1
+    assert tool.main([str(video), "--out", str(tmp_path / "o.mp4"), "--models-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "yolox_l.onnx" in err and "dw-ll_ucoco_384.onnx" in err and "huggingface.co/yzd-v/DWPose" in err
 

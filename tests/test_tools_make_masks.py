@@ -133,7 +133,7 @@ def test_tool_fallback_outputs(tmp_path, capsys):
     assert read_image(tmp_path / "pngs" / "00001.png", mode="L").shape == (64, 64)
     assert tool.main([str(video), "--keypoints", str(kp), "--out", str(tmp_path / "one.png")]) == 2
     short = sample.keypoints[:2].save(tmp_path / "short.npz")
-    assert tool.main([str(video), "--keypoints", str(short), "--out", str(tmp_path / "x.mp4")]) == 1
+    assert tool.main([str(video), "--keypoints", str(short), "--out", str(tmp_path / "x.mp4")]) == 2
     assert "3 frames but the keypoints have 2" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         tool.main(["--help"])

@@ -18,11 +18,14 @@ import logging
 import sys
 from pathlib import Path
 
+from dynamictrl.cli import ArgumentParser, at_least, existing_dir, for_flag, run_cli
+from dynamictrl.errors import UserError
+
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         description=__doc__.split("\n\n")[0],
         epilog=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -57,40 +60,39 @@ def collect_videos(inputs: list[Path]) -> list[Path]:
         elif path.is_file():
             out.append(path)
         else:
-            raise FileNotFoundError(f"no such video or folder: {path}")
+            raise UserError(f"{path}: no such video or folder", f"video files ({', '.join(VIDEO_SUFFIXES)}) or folders")
     if not out:
-        raise FileNotFoundError(f"no videos ({', '.join(VIDEO_SUFFIXES)}) found in {[str(p) for p in inputs]}")
+        raise UserError(f"no videos found in {[str(p) for p in inputs]}", f"files ending {', '.join(VIDEO_SUFFIXES)}")
     return out
 
 
+@run_cli
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    videos = collect_videos(args.inputs)
+    if args.template and (not args.clothing or not args.background):
+        raise UserError("--template without --clothing and --background", "give both fields")
+    if not args.template:
+        if args.model_dir is None:
+            raise UserError("no captioner chosen", "--model-dir DIR (a local Qwen2-VL folder) or --template")
+        existing_dir("--model-dir", args.model_dir, "a local Qwen2-VL folder, e.g. Qwen2-VL-7B-Instruct")
+    for flag in ("--batch-size", "--frames", "--max-side", "--max-new-tokens"):
+        at_least(flag, getattr(args, flag[2:].replace("-", "_")), 1)
     from tqdm.auto import tqdm
 
-    from dynamictrl.data.io import VideoReadError, read_video
+    from dynamictrl.data.io import read_video
     from dynamictrl.pose.captions import QwenCaptioner, read_prompts, template_caption, write_prompts
 
-    try:
-        videos = collect_videos(args.inputs)
-    except FileNotFoundError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
     captions = {} if args.overwrite or not args.out.is_file() else read_prompts(args.out)
 
     if args.template:
-        if not args.clothing or not args.background:
-            print("error: --template needs --clothing and --background", file=sys.stderr)
-            return 2
         caption = template_caption(args.clothing, args.background, args.person, args.lighting, args.extra)
         for video in videos:
             captions[video.name] = caption
     else:
-        if args.model_dir is None:
-            print("error: give --model-dir (a local Qwen2-VL folder) or use --template", file=sys.stderr)
-            return 2
         kwargs = {"question": args.question} if args.question else {}
-        try:
+        with for_flag("--model-dir", "a local Qwen2-VL folder with its processor files", also=(ImportError,)):
             captioner = QwenCaptioner(
                 args.model_dir,
                 device=args.device,
@@ -99,17 +101,10 @@ def main(argv: list[str] | None = None) -> int:
                 max_new_tokens=args.max_new_tokens,
                 **kwargs,
             )
-        except (FileNotFoundError, ImportError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 1
         bar = tqdm(total=len(videos), desc="captioning", unit="clip")
         for start in range(0, len(videos), args.batch_size):
             batch = videos[start : start + args.batch_size]
-            try:
-                clips = [read_video(v)[0] for v in batch]
-            except VideoReadError as err:
-                print(f"error: {err}", file=sys.stderr)
-                return 1
+            clips = [read_video(v)[0] for v in batch]  # a corrupt file: one line naming it
             for video, caption in zip(batch, captioner.caption_batch(clips)):
                 captions[video.name] = caption
             bar.update(len(batch))

@@ -20,11 +20,15 @@ import logging
 import sys
 from pathlib import Path
 
+from dynamictrl.cli import ArgumentParser, at_least, for_flag, read_image_arg, read_video_arg, run_cli
+from dynamictrl.errors import UserError
 from dynamictrl.pose.render import STYLES
+
+MODELS_HELP = "a folder with yolox_l.onnx and dw-ll_ucoco_384.onnx (see --help)"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         description=__doc__.split("\n\n")[0],
         epilog=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -61,25 +65,28 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@run_cli
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
-    from dynamictrl.data.io import VideoReadError, read_video, write_video
+    from dynamictrl.data.io import write_video
     from dynamictrl.pose import fit_to_frame, render_pose_sequence, retarget, smooth_pose_sequence
-    from dynamictrl.pose.dwpose import DWPoseExtractor
+    from dynamictrl.pose.dwpose import DWPoseExtractor, resolve_models_dir
     from dynamictrl.pose.retarget import reference_pose_from_image
 
     if (args.height is None) != (args.width is None):
-        print("error: give both --height and --width, or neither", file=sys.stderr)
-        return 2
-    try:
-        frames, fps = read_video(args.video)
-        providers = ["CPUExecutionProvider"] if args.cpu else None
+        raise UserError("only one of --height and --width given", "both, or neither")
+    at_least("--height", args.height, 1)
+    at_least("--width", args.width, 1)
+    frames, fps = read_video_arg("video", args.video)
+    if args.reference is not None:
+        read_image_arg("--reference", args.reference)
+    with for_flag("--models-dir", MODELS_HELP):
+        resolve_models_dir(args.models_dir)
+    providers = ["CPUExecutionProvider"] if args.cpu else None
+    with for_flag("--models-dir", MODELS_HELP, also=(ImportError,)):
         extractor = DWPoseExtractor(args.models_dir, providers=providers, kpt_threshold=args.threshold)
-    except (VideoReadError, FileNotFoundError, ImportError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
     print(f"{args.video}: {len(frames)} frames {frames.shape[2]}x{frames.shape[1]} at {fps:.2f} fps")
     seq = extractor.extract_video(frames)
     if not args.no_smooth:

@@ -4,8 +4,9 @@
 Writes (64x64, small enough to commit):
 
 * ``reference.png``   the puppet in its reference pose, and ``reference_mask.png`` its exact person mask;
-* ``pose.mp4``        13 rendered pose frames (lossless): the reference's own pose, then 12 driving poses
-                      (the official convention: frame 0 of the pose video is the pose of the reference image);
+* ``pose.mp4``        17 rendered pose frames (lossless): the reference's own pose, then 16 driving poses
+                      (the official convention: frame 0 of the pose video is the pose of the reference image;
+                      two chained 9-frame clips for the embedded model);
 * ``prompt.txt``      the scene's caption;
 * ``pose_long.mp4`` + ``prompts.txt``  a 29-frame pose video (3.5 clips of 9) and a two-prompt schedule, for
                       ``scripts/sample_long.py``.
@@ -16,23 +17,31 @@ Usage: ``python tools/make_demo_assets.py [--out assets/demo] [--seed 3]``.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 
+from dynamictrl.cli import ArgumentParser, at_least, frame_count, run_cli
 from dynamictrl.data.io import write_image, write_video
 from dynamictrl.data.synthetic import make_sample
+from dynamictrl.errors import UserError
 from dynamictrl.pose.render import render_pose_sequence
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+@run_cli
+def main(argv: list[str] | None = None) -> int:
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("assets/demo"), help="output folder (default assets/demo)")
     parser.add_argument("--seed", type=int, default=3, help="puppet-world test-split seed (default 3)")
     parser.add_argument("--size", type=int, default=64, help="frame size in pixels (default 64)")
-    parser.add_argument("--frames", type=int, default=13, help="pose frames for pose.mp4, k*4+1 (default 13)")
+    parser.add_argument("--frames", type=int, default=17, help="pose frames for pose.mp4, k*4+1 (default 17)")
     parser.add_argument("--long-frames", type=int, default=29, help="pose frames for pose_long.mp4 (default 29)")
     args = parser.parse_args(argv)
+    at_least("--size", args.size, 16)
+    frame_count("--frames", args.frames)
+    if args.long_frames < args.frames:
+        raise UserError(f"--long-frames {args.long_frames}", f"at least --frames = {args.frames}")
 
     sample = make_sample(args.seed, split="test", size=args.size, frames=args.long_frames, style="demo")
     reference_pose = render_pose_sequence(sample.reference_pose, args.size, args.size)  # (1, H, W, 3)
@@ -52,7 +61,8 @@ def main(argv: list[str] | None = None) -> None:
         encoding="utf-8",
     )
     print(f"wrote demo inputs to {out}/ (caption: {sample.caption!r})")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

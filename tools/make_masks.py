@@ -19,11 +19,15 @@ import logging
 import sys
 from pathlib import Path
 
+from dynamictrl.cli import ArgumentParser, existing_dir, existing_file, for_flag, read_video_arg, run_cli
+from dynamictrl.errors import UserError
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+MODELS_HELP = "a folder with yolox_l.onnx and dw-ll_ucoco_384.onnx"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         description=__doc__.split("\n\n")[0],
         epilog=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -41,34 +45,35 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@run_cli
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from dynamictrl.data.io import VideoReadError, read_video, write_image, write_video
+    from dynamictrl.data.io import write_image, write_video
     from dynamictrl.pose.keypoints import PoseSequence
     from dynamictrl.pose.masks import SamMasker, mask_to_uint8, pose_masks
 
-    try:
-        frames, fps = read_video(args.video)
-        if args.keypoints is not None:
+    existing_file("--keypoints", args.keypoints, "a pose file (.npz/.json)")
+    existing_dir("--sam-dir", args.sam_dir, "a local SAM folder, e.g. a copy of facebook/sam-vit-base")
+    frames, fps = read_video_arg("video", args.video)
+    if len(frames) > 1 and args.out.suffix.lower() in IMAGE_SUFFIXES:
+        raise UserError(f"--out {args.out}: {len(frames)} frames cannot go into one image", "a .mp4 or a folder")
+    if args.keypoints is not None:
+        with for_flag("--keypoints", "a pose file (.npz/.json) of this video", also=(ValueError,)):
             seq = PoseSequence.load(args.keypoints)
-        else:
-            from dynamictrl.pose.dwpose import DWPoseExtractor
+    else:
+        from dynamictrl.pose.dwpose import DWPoseExtractor
 
-            seq = DWPoseExtractor(args.models_dir, kpt_threshold=args.threshold).extract_video(frames)
-    except (VideoReadError, FileNotFoundError, ImportError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+        with for_flag("--models-dir", MODELS_HELP + ", or give --keypoints", also=(ImportError,)):
+            extractor = DWPoseExtractor(args.models_dir, kpt_threshold=args.threshold)
+        seq = extractor.extract_video(frames)
     if len(seq) != len(frames):
-        print(f"error: {args.video} has {len(frames)} frames but the keypoints have {len(seq)}", file=sys.stderr)
-        return 1
+        raise UserError(f"--keypoints: {args.video} has {len(frames)} frames but the keypoints have {len(seq)}",
+                        "one pose per video frame")  # fmt: skip
     height, width = frames.shape[1:3]
     if args.sam_dir is not None:
-        try:
+        with for_flag("--sam-dir", "a local SAM folder, e.g. a copy of facebook/sam-vit-base", also=(ImportError,)):
             masker = SamMasker(args.sam_dir, device=args.device)
-        except (FileNotFoundError, ImportError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 1
         masks = masker.video_masks(frames, seq, threshold=args.threshold)
         source = "SAM"
     else:
@@ -87,9 +92,6 @@ def main(argv: list[str] | None = None) -> int:
     if out.suffix.lower() == ".mp4":
         write_video(out, images, fps=fps, lossless=True)
     elif out.suffix.lower() in IMAGE_SUFFIXES:
-        if len(images) != 1:
-            print(f"error: {len(images)} frames cannot go into one image; give a .mp4 or a folder", file=sys.stderr)
-            return 2
         write_image(out, images[0][..., 0])
     else:
         out.mkdir(parents=True, exist_ok=True)

@@ -18,14 +18,17 @@ import argparse
 import logging
 import sys
 import time
+from pathlib import Path
 
+from dynamictrl.cli import ArgumentParser, at_least, run_cli
 from dynamictrl.data.synthetic.export import write_dataset
 from dynamictrl.data.synthetic.motion import SPLITS
 from dynamictrl.data.synthetic.world import STYLES
+from dynamictrl.errors import UserError
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="output folder (created if missing)")
     parser.add_argument("--num", type=int, required=True, help="number of clips to write")
     parser.add_argument("--size", type=int, default=64, help="frame height and width in pixels (default 64)")
@@ -49,27 +52,31 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@run_cli
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for flag, value, minimum in (("--num", args.num, 1), ("--size", args.size, 16), ("--frames", args.frames, 1),
+                                 ("--workers", args.workers, 1)):  # fmt: skip
+        at_least(flag, value, minimum)
+    if args.fps <= 0:
+        raise UserError(f"--fps {args.fps}", "a positive frame rate")
+    if (Path(args.out) / "prompts.txt").is_file() and not args.overwrite:
+        raise UserError(f"--out {args.out} already holds a dataset", "another folder, or --overwrite to replace it")
     start = time.perf_counter()
-    try:
-        names = write_dataset(
-            args.out,
-            args.num,
-            split=args.split,
-            size=args.size,
-            frames=args.frames,
-            style=args.style,
-            seed=args.seed,
-            workers=args.workers,
-            fps=args.fps,
-            overwrite=args.overwrite,
-            swap_background=args.swap_background,
-        )
-    except (ValueError, FileExistsError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    names = write_dataset(
+        args.out,
+        args.num,
+        split=args.split,
+        size=args.size,
+        frames=args.frames,
+        style=args.style,
+        seed=args.seed,
+        workers=args.workers,
+        fps=args.fps,
+        overwrite=args.overwrite,
+        swap_background=args.swap_background,
+    )
     elapsed = time.perf_counter() - start
     print(f"wrote {len(names)} clips to {args.out} in {elapsed:.1f} s ({60 * len(names) / elapsed:.0f} clips/min)")
     return 0
