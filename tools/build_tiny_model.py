@@ -2,7 +2,7 @@
 """Assemble the embedded tiny DynamiCtrl: a training "base" folder before training, the pipeline folder after.
 
     # 1. a CogVideoX-layout base folder: trained tiny VAE + frozen random T5 + word tokenizer + random transformer
-    python tools/build_tiny_model.py base --vae runs/vae-tiny/final --out runs/tiny-base
+    python tools/build_tiny_model.py base --vae runs/vae-tiny-x4/vae --out runs/tiny-base
     # 2. train the transformer with scripts/train.py (configs/train/tiny_puppet.yaml points at runs/tiny-base)
     # 3. the shipped pipeline folder (diffusers layout, model_index.json) from the base + trained transformer
     python tools/build_tiny_model.py export --base runs/tiny-base --transformer runs/tiny_puppet/final/transformer \
@@ -16,11 +16,13 @@ embeddings once and keeps the model small.
 
 from __future__ import annotations
 
-import argparse
 import shutil
+import sys
 from pathlib import Path
 
-import torch
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dynamictrl.cli import ArgumentParser, run_cli  # noqa: E402  (no torch: --help stays fast)
 
 TEXT_EMBED_DIM = 64
 
@@ -40,6 +42,7 @@ def caption_corpus(num: int = 400) -> list[str]:
 def build_base(
     vae_dir: Path, out: Path, layers: int, heads: int, head_dim: int, max_text_len: int, patch_size: int, seed: int
 ) -> None:
+    import torch
     from diffusers import AutoencoderKLCogVideoX, CogVideoXDPMScheduler, CogVideoXTransformer3DModel
     from transformers import T5Config, T5EncoderModel
 
@@ -86,11 +89,23 @@ def build_base(
     )
     transformer.save_pretrained(out / "transformer")
     longest = max(len(tokenizer(c).input_ids) for c in caption_corpus(60))
-    print(f"wrote base to {out}: transformer {sum(p.numel() for p in transformer.parameters()) / 1e6:.2f} M params, "
-          f"vocabulary {len(tokenizer)} words, longest caption {longest} tokens (max_text_seq_length {max_text_len})")
+    print(
+        f"wrote base to {out}: transformer {sum(p.numel() for p in transformer.parameters()) / 1e6:.2f} M params, "
+        f"vocabulary {len(tokenizer)} words, longest caption {longest} tokens (max_text_seq_length {max_text_len})"
+    )
 
 
 def export(base: Path, transformer_dir: Path, out: Path, dtype: str, clip_frames: int) -> None:
+    from dynamictrl.cli import existing_dir, existing_file, for_flag
+    from dynamictrl.models.trained import check_folder_fit
+
+    for part in ("vae", "text_encoder", "tokenizer", "scheduler"):
+        existing_dir("--base", base / part, "a base folder written by `build_tiny_model.py base`")
+    existing_file("--transformer", transformer_dir / "config.json", "a trained transformer folder")
+    with for_flag("--transformer"):
+        check_folder_fit(transformer_dir, base)  # before anything is loaded or written
+
+    import torch
     from diffusers import AutoencoderKLCogVideoX, CogVideoXDPMScheduler
     from transformers import AutoTokenizer, T5EncoderModel
 
@@ -115,8 +130,11 @@ def export(base: Path, transformer_dir: Path, out: Path, dtype: str, clip_frames
     print(f"wrote {out} ({size / 2**20:.1f} MiB, {dtype})")
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+@run_cli
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p_base = sub.add_parser("base", help="write the training base folder")
     p_base.add_argument("--vae", type=Path, required=True, help="trained tiny VAE folder (diffusers layout)")
@@ -140,7 +158,8 @@ def main(argv: list[str] | None = None) -> None:
         )
     else:
         export(args.base, args.transformer, args.out, args.dtype, args.clip_frames)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

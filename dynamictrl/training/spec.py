@@ -57,8 +57,8 @@ def load_components(cfg: ModelConfig, need_vae: bool = True, need_text: bool = T
             transformer=parts["transformer"],
             scheduler=parts["scheduler"],
             vae=parts["vae"] if need_vae else None,
-            text_encoder=parts["text_encoder"] if need_text and cfg.use_text else None,
-            tokenizer=parts["tokenizer"] if need_text and cfg.use_text else None,
+            text_encoder=parts["text_encoder"] if need_text else None,
+            tokenizer=parts["tokenizer"] if need_text else None,
         )
 
     from diffusers import AutoencoderKLCogVideoX, CogVideoXDPMScheduler

@@ -25,6 +25,7 @@ from ..models.transformer import DynamiCtrlTransformer3DModel
 from .checkpointing import (
     TRAINER_STATE,
     checkpoint_dir,
+    full_state_dict,
     list_checkpoints,
     prune_checkpoints,
     read_trainer_state,
@@ -33,7 +34,9 @@ from .checkpointing import (
     save_transformer,
 )
 from .config import Config, save_config, to_yaml
-from .spec import DynamiCtrlSpec, load_components, step_generator
+from .engines import accelerator_kwargs_handlers, enable_fsdp_on_cpu_ranks
+from .outputs import save_tiny_base, write_checkpoint_info, write_final_info
+from .spec import DynamiCtrlSpec, load_components, resolve_reference_scaling, step_generator
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +53,7 @@ class Trainer:
     def __init__(self, cfg: Config):
         self.cfg = cfg
         self.output_dir = Path(cfg.train.output_dir)
+        self.base_dir = self.output_dir / "base"  # the frozen components a tiny run builds (a pipeline folder)
         self.global_step = 0
         self.micro_batches = 0
         self.skipped_clips = 0
@@ -67,6 +71,7 @@ class Trainer:
         cfg = self.cfg
         accelerator = Accelerator(
             cpu=_cpu_only(),
+            kwargs_handlers=accelerator_kwargs_handlers(),
             gradient_accumulation_steps=cfg.train.gradient_accumulation_steps,
             mixed_precision=cfg.train.mixed_precision,
             log_with=list(cfg.logging.report_to) or None,
@@ -74,9 +79,14 @@ class Trainer:
                 project_dir=str(self.output_dir), logging_dir=str(self.output_dir / "logs")
             ),
         )
+        enable_fsdp_on_cpu_ranks(accelerator)
         plugin = accelerator.state.deepspeed_plugin
-        if plugin is not None:  # the data loader is not prepared, so tell DeepSpeed the micro-batch size
+        if plugin is not None:
+            # the data loader is not prepared, so tell DeepSpeed the micro-batch size; accumulation and clipping come
+            # from the training config (accelerate would otherwise keep the launch config's values silently)
             plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = cfg.train.batch_size
+            plugin.deepspeed_config["gradient_accumulation_steps"] = cfg.train.gradient_accumulation_steps
+            plugin.deepspeed_config["gradient_clipping"] = cfg.optimizer.max_grad_norm
         return accelerator
 
     def _dataset(self):
@@ -150,7 +160,18 @@ class Trainer:
             not (cached and self.dataset.meta.get("has_prompt_embeds")) or cfg.validation.every_steps > 0
         )
         need_vae = not cached or cfg.validation.every_steps > 0
-        components = load_components(cfg.model, need_vae=need_vae, need_text=need_text)
+        tiny = cfg.model.source == "tiny"
+        # a tiny run builds its own frozen components: keep them all until they are saved as the run's base
+        components = load_components(cfg.model, need_vae=need_vae or tiny, need_text=need_text or tiny)
+        resume = resolve_resume(cfg.checkpoint.resume_from, self.output_dir)
+        if resume is not None:
+            check_resume_layout(read_trainer_state(resume), resume, cfg, accelerator.num_processes)
+        if tiny:
+            if accelerator.is_main_process and (resume is None or not (self.base_dir / "model_index.json").is_file()):
+                save_tiny_base(components, self.base_dir, resolve_reference_scaling(cfg.model, components.vae))
+            components.vae = components.vae if need_vae else None
+            if not need_text:
+                components.text_encoder = components.tokenizer = None
         for frozen in (components.vae, components.text_encoder):
             if frozen is not None:
                 frozen.requires_grad_(False).eval().to(self.device, dtype=self.weight_dtype)
@@ -183,7 +204,8 @@ class Trainer:
         )
         register_hooks(accelerator, DynamiCtrlTransformer3DModel, lora=cfg.train.trainable == "lora")
         self.transformer, self.optimizer, self.lr_scheduler = accelerator.prepare(transformer, optimizer, lr_scheduler)
-        self.params = params
+        # FSDP2 replaces the parameters with sharded ones: take them from the prepared model
+        self.params = [p for p in self.transformer.parameters() if p.requires_grad]
 
         self.ema = None
         if cfg.train.ema.enabled:
@@ -193,7 +215,6 @@ class Trainer:
             self.ema.to(self.device)
             accelerator.register_for_checkpointing(self.ema)
 
-        resume = resolve_resume(cfg.checkpoint.resume_from, self.output_dir)
         if resume is not None:
             accelerator.load_state(str(resume))
             state = read_trainer_state(resume)
@@ -230,21 +251,48 @@ class Trainer:
 
     # ------------------------------------------------------------------ steps
 
-    def _any_nonfinite(self, loss: torch.Tensor) -> bool:
-        bad = torch.tensor([0.0 if torch.isfinite(loss.detach()).all() else 1.0], device=self.device)
-        if self.accelerator.num_processes > 1:
-            bad = self.accelerator.reduce(bad, reduction="sum")
-        return bool(bad.item() > 0)
+    def _on_any_rank(self, flag: bool) -> bool:
+        """``flag`` OR-ed over all processes (every rank must take the same skip decision)."""
+        if self.accelerator.num_processes == 1:
+            return flag
+        value = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        return bool(self.accelerator.reduce(value, reduction="sum").item() > 0)
 
-    def _zero_loss(self) -> torch.Tensor:
-        """A loss with zero gradient on every trainable tensor (keeps DDP/DeepSpeed bookkeeping in step)."""
-        return sum(p.sum() for p in self.params) * 0.0
+    def _grads_finite(self) -> bool:
+        grads = [p.grad for p in self.params if p.grad is not None]
+        return not grads or bool(torch.isfinite(torch.nn.utils.get_total_norm(grads)))
+
+    def _optimizer_step(self, bad_loss: bool) -> tuple[bool, float | None]:
+        """At the end of an accumulation window: step unless a loss or the accumulated gradient is non-finite.
+
+        Returns (applied, grad norm). A skipped step leaves weights, optimizer state and LR schedule untouched. A
+        non-finite loss was back-propagated too, so its NaN reaches the accumulated gradient: DeepSpeed (which steps
+        inside ``backward``) then skips the step by its own check of the gradient norm; GradScaler (fp16) skips and
+        lowers its scale.
+        """
+        accelerator, max_norm = self.accelerator, self.cfg.optimizer.max_grad_norm
+        if accelerator.state.deepspeed_plugin is not None:
+            applied = self.transformer.was_step_applied()
+            return applied, (self.transformer.get_global_grad_norm() if applied else None)
+        bad = self._on_any_rank(bad_loss or not self._grads_finite())
+        grad_norm, applied = None, False
+        if not bad or accelerator.scaler is not None:
+            if not bad and max_norm > 0:
+                grad_norm = accelerator.clip_grad_norm_(self.params, max_norm)
+            self.optimizer.step()
+            applied = not bad and not self.optimizer.step_was_skipped
+        self.optimizer.zero_grad(set_to_none=True)
+        return applied, grad_norm
 
     def train_step(self, data_iter) -> dict[str, float]:
-        """One optimizer step over ``gradient_accumulation_steps`` micro-batches; returns its logs."""
+        """One optimizer step over ``gradient_accumulation_steps`` micro-batches; returns its logs.
+
+        A non-finite loss or gradient on any micro-batch of the window skips the whole step (weights, optimizer
+        state, LR schedule and EMA unchanged); ``train.max_nonfinite_steps`` skips in a row stop the run.
+        """
         cfg, accelerator = self.cfg, self.accelerator
-        losses, skipped_step = [], False
-        grad_norm = None
+        losses, bad_loss = [], False
+        applied, grad_norm = False, None
         for _ in range(cfg.train.gradient_accumulation_steps):
             batch = next(data_iter)
             self.skipped_clips += batch["skipped"]
@@ -255,30 +303,29 @@ class Trainer:
                 inputs = self.spec.prepare(batch, generator, self.device, self.weight_dtype)
                 with accelerator.autocast():
                     loss = self.spec.loss(self.transformer, inputs, generator)
-                if self._any_nonfinite(loss):
-                    skipped_step = True
-                    accelerator.backward(self._zero_loss())
-                else:
+                if torch.isfinite(loss.detach()).all():
                     losses.append(loss.detach())
-                    accelerator.backward(loss)
-                if accelerator.sync_gradients and not skipped_step and cfg.optimizer.max_grad_norm > 0:
-                    grad_norm = accelerator.clip_grad_norm_(self.params, cfg.optimizer.max_grad_norm)
-                if accelerator.sync_gradients and skipped_step and accelerator.state.deepspeed_plugin is None:
-                    self.optimizer.zero_grad(set_to_none=True)  # drop the whole step
                 else:
-                    self.optimizer.step()
-                    self.lr_scheduler.step()
-                    self.optimizer.zero_grad(set_to_none=True)
+                    bad_loss = True
+                accelerator.backward(loss)  # also when non-finite: DDP/DeepSpeed need every backward of the window
+                if accelerator.sync_gradients:
+                    applied, grad_norm = self._optimizer_step(bad_loss)
+                    if applied:
+                        self.lr_scheduler.step()
+        skipped_step = not applied
         if skipped_step:
             self.nonfinite_in_a_row += 1
             self.nonfinite_total += 1
             logger.warning(
-                "step %d: non-finite loss, step skipped (%d in a row)", self.global_step + 1, self.nonfinite_in_a_row
+                "step %d skipped: non-finite loss or gradient (%d in a row, %d in all)",
+                self.global_step + 1,
+                self.nonfinite_in_a_row,
+                self.nonfinite_total,
             )
             if self.nonfinite_in_a_row >= cfg.train.max_nonfinite_steps:
                 raise NonFiniteLossError(
-                    f"{self.nonfinite_in_a_row} non-finite losses in a row (train.max_nonfinite_steps="
-                    f"{cfg.train.max_nonfinite_steps}); lower optimizer.lr or check the data"
+                    f"{self.nonfinite_in_a_row} non-finite losses in a row (a NaN/inf loss or gradient skips the step; "
+                    f"train.max_nonfinite_steps={cfg.train.max_nonfinite_steps}): lower optimizer.lr or check the data"
                 )
         else:
             self.nonfinite_in_a_row = 0
@@ -323,9 +370,12 @@ class Trainer:
                 skipped_clips=self.skipped_clips,
                 seen_clips=self.seen_clips,
                 world_size=accelerator.num_processes,
+                batch_size=self.cfg.train.batch_size,
+                gradient_accumulation_steps=self.cfg.train.gradient_accumulation_steps,
             )
             (tmp / TRAINER_STATE).write_text(json.dumps(state, indent=2))
             save_config(self.cfg, tmp / "config.yaml")
+            write_checkpoint_info(self.cfg, tmp, self.base_dir, self.global_step)
             if final.exists():
                 import shutil
 
@@ -337,10 +387,10 @@ class Trainer:
         return final
 
     def save_final(self) -> Path | None:
-        """Write ``output_dir/final/transformer`` (LoRA merged) and ``final/transformer_ema`` with EMA."""
+        """Write ``output_dir/final/transformer`` (LoRA merged), ``final/transformer_ema`` with EMA, and what
+        inference needs besides (a complete pipeline folder for a tiny run, else the recorded base path)."""
         accelerator = self.accelerator
-        zero3 = accelerator.state.deepspeed_plugin is not None and accelerator.state.deepspeed_plugin.zero_stage == 3
-        state = accelerator.get_state_dict(self.transformer) if zero3 else None
+        state = full_state_dict(accelerator, self.transformer)  # gathered under ZeRO-3 / FSDP (collective)
         if not accelerator.is_main_process:
             return None
         out = self.output_dir / "final"
@@ -355,6 +405,7 @@ class Trainer:
             save_transformer(model, out / "transformer_ema")
             self.ema.restore(self.params)
         save_config(self.cfg, out / "config.yaml")
+        write_final_info(self.cfg, out, self.base_dir, self.global_step)  # + the base components of a tiny run
         return out
 
     # ------------------------------------------------------------------ loop
@@ -421,6 +472,22 @@ class Trainer:
         """Sum of all trainable weights in float64: equal on every rank when data-parallel training is in sync."""
         with torch.no_grad():
             return float(sum(p.detach().double().sum().item() for p in self.params))
+
+
+def check_resume_layout(state: dict[str, Any], resume: Path, cfg: Config, world_size: int) -> None:
+    """Refuse to resume with another world size, batch size or accumulation: the data position (micro-batches per
+    rank) and the per-rank optimizer/RNG states would no longer mean the same samples."""
+    now = dict(
+        world_size=world_size,
+        batch_size=cfg.train.batch_size,
+        gradient_accumulation_steps=cfg.train.gradient_accumulation_steps,
+    )
+    diff = [f"{key} {state[key]} (now {value})" for key, value in now.items() if key in state and state[key] != value]
+    if diff:
+        raise ValueError(
+            f"checkpoint.resume_from: {resume} was trained with {', '.join(diff)}; resume with the same "
+            "world size, train.batch_size and train.gradient_accumulation_steps, or start a new train.output_dir"
+        )
 
 
 def _cpu_only() -> bool:
