@@ -17,7 +17,7 @@ from dynamictrl.errors import UserError
 from dynamictrl.models import DynamiCtrlTransformer3DModel, build_transformer
 from dynamictrl.models.trained import MODEL_INFO, check_fit
 from dynamictrl.pipelines import DynamiCtrlPipeline
-from dynamictrl.pipelines.trained import is_trained_output, load_trained_pipeline
+from dynamictrl.pipelines.trained import inspect_trained, is_trained_output, load_trained_pipeline
 from dynamictrl.training import Trainer, load_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,6 +87,9 @@ def test_tiny_run_final_is_a_pipeline_folder_and_its_checkpoint_loads_the_same_m
     final, ckpt = full_run / "final", full_run / "checkpoints/checkpoint-0000002"
     assert json.loads((final / MODEL_INFO).read_text())["weights"] == "pipeline"
     assert is_trained_output(full_run) and is_trained_output(final) and is_trained_output(ckpt)
+    checked = inspect_trained(ckpt)  # the checks before loading read JSON only
+    assert checked.base == ckpt / "../../base" and checked.transformer_config["out_channels"] == 4
+    assert checked.vae_config["latent_channels"] == 4 and inspect_trained(full_run).folder == final
     plain = DynamiCtrlPipeline.from_pretrained(final)  # a complete diffusers folder, no loader needed
     from_final, from_ckpt = load_trained_pipeline(final), load_trained_pipeline(ckpt)
     trained = state(from_final.transformer)

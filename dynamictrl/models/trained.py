@@ -117,20 +117,24 @@ def check_fit(transformer: Mapping[str, Any], vae: Mapping[str, Any], text_encod
 
 
 def check_folder_fit(transformer_dir: str | Path, base: str | Path) -> None:
-    """:func:`check_fit` on folders (reads only the JSON configs, nothing heavy); the error names both folders."""
+    """:func:`check_fit` of a transformer folder against a base folder (reads only the JSON configs)."""
+    check_base_fit(_config(Path(transformer_dir) / "config.json"), base, str(transformer_dir))
+
+
+def check_base_fit(transformer: Mapping[str, Any], base: str | Path, name: str) -> dict[str, Any]:
+    """:func:`check_fit` of a transformer config against ``base``'s VAE and text encoder; the error names ``name``
+    and the base. Returns the VAE config."""
     base = Path(base)
+    vae = _config(base / "vae" / "config.json")
     text = base / "text_encoder" / "config.json"
     try:
-        check_fit(
-            _config(Path(transformer_dir) / "config.json"),
-            _config(base / "vae" / "config.json"),
-            _config(text) if text.is_file() else None,
-        )
+        check_fit(transformer, vae, _config(text) if text.is_file() else None)
     except UserError as err:
         raise UserError(
-            f"{transformer_dir} does not fit the base {base}: {err.what.split(': ', 1)[-1]}",
+            f"{name} does not fit the base {base}: {err.what.split(': ', 1)[-1]}",
             "a transformer trained with this base's VAE and text encoder",
         ) from None
+    return vae
 
 
 def frozen_transformer_config(folder: str | Path, info: Mapping[str, Any]) -> dict[str, Any]:

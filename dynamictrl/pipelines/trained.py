@@ -8,24 +8,28 @@ scheduler of its recorded base, after checking that they fit. Everything is read
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from dynamictrl.errors import UserError
 from dynamictrl.models.trained import (
     MODEL_INFO,
-    check_fit,
-    check_folder_fit,
+    RUN_FOLDERS,
+    check_base_fit,
     frozen_transformer_config,
     load_trained_transformer,
     read_model_info,
     resolve,
 )
 
-from .pipeline_dynamictrl import DynamiCtrlPipeline
+if TYPE_CHECKING:  # this module imports no torch/diffusers until a model is loaded (fast checks before loading)
+    import torch
+
+    from .pipeline_dynamictrl import DynamiCtrlPipeline
 
 CHECKPOINT_PREFIX = "checkpoint-"
+BASE_PARTS = ("vae", "text_encoder", "tokenizer", "scheduler")
 
 
 def is_trained_output(path: str | Path) -> bool:
@@ -62,48 +66,69 @@ def resolve_trained_folder(path: str | Path) -> Path:
     return path
 
 
-def load_trained_pipeline(
-    path: str | Path, dtype: torch.dtype | None = torch.float32, ema: bool = False
-) -> DynamiCtrlPipeline:
-    """A :class:`DynamiCtrlPipeline` (on the CPU) from a training output.
+@dataclass
+class TrainedModel:
+    """A checked training output: what :func:`load_trained_pipeline` will load, read from JSON files only."""
+
+    folder: Path  # final/ or a checkpoint folder
+    info: dict[str, Any]  # its dynamictrl_model.json
+    base: Path  # where the VAE, text encoder, tokenizer and scheduler come from
+    transformer_config: dict[str, Any]
+    vae_config: dict[str, Any]
+
+
+def inspect_trained(path: str | Path) -> TrainedModel:
+    """Every check of :func:`load_trained_pipeline` without loading a weight: the folder is a training output, its
+    base is present, and the transformer fits the base's VAE and text encoder (one-line :class:`UserError`)."""
+    folder = resolve_trained_folder(path)
+    info = read_model_info(folder)
+    base = folder if info["weights"] == "pipeline" else resolve(folder, info["base"])
+    missing = [sub for sub in BASE_PARTS if not (base / sub).is_dir()]
+    if missing:
+        raise UserError(
+            f"{folder}: its recorded base {base} has no {', '.join(missing)}",
+            "the base folder the run was trained on (model.base_path), at the same place",
+        )
+    if info["weights"] == "lora":
+        transformer = frozen_transformer_config(folder, info)
+    else:
+        config = folder / "transformer" / "config.json"
+        if not config.is_file():
+            raise UserError(f"{folder} has no transformer/config.json", RUN_FOLDERS)
+        transformer = json.loads(config.read_text())
+    vae = check_base_fit(transformer, base, str(folder))
+    return TrainedModel(folder, info, base, transformer, vae)
+
+
+def load_trained_pipeline(path: str | Path, dtype: torch.dtype | None = None, ema: bool = False) -> DynamiCtrlPipeline:
+    """A :class:`~dynamictrl.pipelines.DynamiCtrlPipeline` (on the CPU) from a training output.
 
     Args:
         path: ``runs/X/final``, ``runs/X/checkpoints/checkpoint-N`` or ``runs/X`` (its final model, else its newest
             checkpoint). LoRA checkpoints are merged into their frozen transformer on load.
-        dtype: dtype of every component (None: as saved).
+        dtype: dtype of every component (default float32).
         ema: use the EMA weights (``final/transformer_ema``, runs with ``train.ema.enabled``).
 
     Raises :class:`~dynamictrl.errors.UserError` (one line) for a folder that is not a training output, a recorded
     base that is missing, or a transformer that does not fit the base's VAE and text encoder.
     """
-    folder = resolve_trained_folder(path)
-    info = read_model_info(folder)
+    import torch
+
+    from .pipeline_dynamictrl import DynamiCtrlPipeline
+
+    trained = inspect_trained(path)
+    folder, info = trained.folder, trained.info
+    dtype = dtype or torch.float32
     if info["weights"] == "pipeline":
         kwargs = {"transformer": load_trained_transformer(folder, info, ema=True)} if ema else {}
         pipe = DynamiCtrlPipeline.from_pretrained(folder, **kwargs)
     else:
-        base = resolve(folder, info["base"])
-        missing = [sub for sub in ("vae", "scheduler", "tokenizer", "text_encoder") if not (base / sub).is_dir()]
-        if missing:
-            raise UserError(
-                f"{folder}: its recorded base {base} has no {', '.join(missing)}",
-                "the base folder the run was trained on (model.base_path), at the same place",
-            )
-        if info["weights"] == "lora":  # check before building anything
-            text = base / "text_encoder" / "config.json"
-            check_fit(
-                frozen_transformer_config(folder, info),
-                json.loads((base / "vae" / "config.json").read_text()),
-                json.loads(text.read_text()) if text.is_file() else None,
-            )
-        else:
-            check_folder_fit(folder / "transformer", base)
         pipe = DynamiCtrlPipeline(
             transformer=load_trained_transformer(folder, info, ema=ema),
             scale_reference_latents=info.get("scale_reference_latents"),
-            **load_base_components(base),
+            **load_base_components(trained.base),
         )
-    return pipe if dtype is None or pipe.transformer.dtype == dtype else pipe.to(dtype=dtype)
+    return pipe if pipe.transformer.dtype == dtype else pipe.to(dtype=dtype)
 
 
 def load_base_components(base: Path) -> dict:
