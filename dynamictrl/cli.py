@@ -168,8 +168,9 @@ def load_train_config(path: str | Path, overrides: list[str], check_paths: bool 
     return cfg
 
 
-def check_train_paths(cfg) -> None:
-    """Every folder a training config names exists and holds what the run will read."""
+def check_train_paths(cfg, read_latents: bool = True) -> None:
+    """Every folder a training config names exists and holds what the run will read (the latent cache too, unless
+    ``read_latents`` is False: tools/prepare_dataset.py writes it)."""
     model, data = cfg.model, cfg.data
     if model.source in ("base", "pretrained"):
         if model.base_path is None:
@@ -185,7 +186,7 @@ def check_train_paths(cfg) -> None:
             raise UserError("model.source=pretrained without model.transformer_path", "a DynamiCtrl transformer folder")
         folder = existing_dir("model.transformer_path", model.transformer_path, "a DynamiCtrl transformer folder")
         existing_file("model.transformer_path", folder / "config.json", "a transformer folder with config.json")
-    if data.latents is not None:
+    if read_latents and data.latents is not None:
         folder = existing_dir("data.latents", data.latents, "a latent cache written by tools/prepare_dataset.py")
         existing_file("data.latents", folder / "index.json", "a latent cache written by tools/prepare_dataset.py")
     else:

@@ -17,18 +17,23 @@ from __future__ import annotations
 import argparse
 import glob
 import sys
+from pathlib import Path
 
-from dynamictrl.eval.summary import DEFAULT_METRICS, load_results, summary_table
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dynamictrl.cli import ArgumentParser, for_flag, run_cli  # noqa: E402
+from dynamictrl.errors import UserError  # noqa: E402
+from dynamictrl.eval.summary import DEFAULT_METRICS, load_results, summary_table  # noqa: E402
 
 
 def parse_run(spec: str) -> tuple[str, list[str], str]:
     label, sep, rest = spec.partition("=")
     if not sep or not label or not rest:
-        raise ValueError(f"--run {spec!r}: expected LABEL=PATTERN[@SOURCE]")
+        raise UserError(f"--run {spec!r}", "LABEL=PATTERN[@SOURCE]")
     pattern, _, source = rest.partition("@")
     paths = sorted(glob.glob(pattern))
     if not paths:
-        raise ValueError(f"--run {spec!r}: no file matches {pattern!r}")
+        raise UserError(f"--run {spec!r}: no file matches {pattern!r}", "a glob of scripts/evaluate.py results files")
     return label, paths, source or "pred"
 
 
@@ -36,26 +41,26 @@ def parse_metric(spec: str) -> tuple[str, str, str]:
     name, _, title = spec.partition("=")
     section, sep, key = name.partition(".")
     if not sep or not section or not key:
-        raise ValueError(f"--metric {spec!r}: expected SECTION.KEY[=TITLE], e.g. synthetic.silhouette_iou")
+        raise UserError(f"--metric {spec!r}", "SECTION.KEY[=TITLE], e.g. synthetic.silhouette_iou")
     return section, key, title or key
 
 
+@run_cli
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", action="append", required=True, help="LABEL=PATTERN[@SOURCE] (repeatable)")
     parser.add_argument("--metric", action="append", default=[], help="SECTION.KEY[=TITLE] (repeatable)")
     parser.add_argument("--digits", type=int, default=3, help="decimals (3)")
     args = parser.parse_args(argv)
-    try:
-        groups = {}
-        for spec in args.run:
-            label, paths, source = parse_run(spec)
+    groups = {}
+    for spec in args.run:
+        label, paths, source = parse_run(spec)
+        with for_flag("--run", "results files written by scripts/evaluate.py", also=(ValueError,)):
             groups[label] = (load_results(paths), source)
-        metrics = [parse_metric(m) for m in args.metric] or DEFAULT_METRICS
-        print(summary_table(groups, metrics, args.digits))
-    except (ValueError, KeyError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    metrics = [parse_metric(m) for m in args.metric] or DEFAULT_METRICS
+    with for_flag("--run/--metric", "a metric and a source present in every results file", also=(ValueError, KeyError)):
+        table = summary_table(groups, metrics, args.digits)
+    print(table)
     return 0
 
 

@@ -33,14 +33,17 @@ masks stand in for masks of the generated frames (they restrict colour matching 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-from tqdm.auto import tqdm
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dynamictrl.cli import ArgumentParser, at_least, existing_dir, existing_file, frame_count, run_cli  # noqa: E402
+from dynamictrl.errors import UserError  # noqa: E402
 
 REFERENCES = ("first-frame", "other-pose")
+DATA_FOLDER = "a dataset folder: videos/ poses/ prompts.txt (e.g. written by tools/make_synthetic.py)"
 
 
 def animate_dataset(
@@ -60,6 +63,10 @@ def animate_dataset(
     color_match: bool = True,
 ) -> list[str]:
     """Animate the clips of ``data`` into ``out``; returns the clip names written (long-video options: see above)."""
+    import numpy as np
+    import torch
+    from tqdm.auto import tqdm
+
     from dynamictrl.data.dataset import read_prompts
     from dynamictrl.data.io import make_contact_sheet, read_image, read_video, to_uint8, write_image, write_video
     from dynamictrl.data.synthetic import replace_background
@@ -116,8 +123,32 @@ def animate_dataset(
     return names
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def check_args(args: argparse.Namespace) -> None:
+    """The dataset's folders, the model folder and the values, before the model loads."""
+    from dynamictrl.pipelines.cli_checks import ModelGeometry
+
+    data = existing_dir("--data", args.data, DATA_FOLDER)
+    existing_file("--data", data / "prompts.txt", DATA_FOLDER)
+    needs = ["videos", "poses"]
+    needs += ["references", "reference_poses"] if args.reference == "other-pose" else []
+    if args.clip_frames is not None or (args.mask_reference and args.reference == "first-frame"):
+        needs.append("masks")
+    if args.mask_reference and args.reference == "other-pose":
+        needs.append("reference_masks")
+    for folder in needs:
+        existing_dir("--data", data / folder, f"{DATA_FOLDER}; this run also reads {folder}/")
+    geometry = ModelGeometry.from_folder(args.model)
+    frame_count("--clip-frames", args.clip_frames, geometry.temporal)
+    if args.background and args.clip_frames is None:
+        raise UserError("--background without --clip-frames", "--clip-frames N: backgrounds change per chained clip")
+    at_least("--steps", args.steps, 1)
+    at_least("--limit", args.limit, 1)
+    at_least("--threads", args.threads, 1)
+
+
+@run_cli
+def main(argv: list[str] | None = None) -> int:
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="dataset folder (videos/ poses/ prompts.txt)")
     parser.add_argument("--model", type=Path, required=True, help="DynamiCtrlPipeline folder")
     parser.add_argument("--out", type=Path, required=True, help="output folder for NAME.mp4 predictions")
@@ -141,6 +172,8 @@ def main(argv: list[str] | None = None) -> None:
         "--color-match", action=argparse.BooleanOptionalAction, default=True, help="LAB colour anchoring (on)"
     )
     args = parser.parse_args(argv)
+    check_args(args)
+    import torch
 
     from dynamictrl.pipelines import DynamiCtrlPipeline
 
@@ -153,7 +186,8 @@ def main(argv: list[str] | None = None) -> None:
         args.mask_reference, args.contact_sheets, args.reference, args.clip_frames, args.background, args.color_match,
     )  # fmt: skip
     print(f"animated {len(names)} clips into {args.out} in {time.perf_counter() - start:.1f} s")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -26,11 +26,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from dynamictrl.cli import ArgumentParser, at_least, check_train_paths, load_train_config, run_cli  # noqa: E402
 
+
+@run_cli
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
-    )
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--config", required=True, help="training config (model source, data.root, frames, size)")
     parser.add_argument("--out", required=True, help="output folder for the latent cache")
     parser.add_argument("--clips-per-video", type=int, default=1, help="clips per video at evenly spaced starts")
@@ -41,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", help="key=value overrides of the training config")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for flag in ("--clips-per-video", "--batch-size", "--shard-size"):
+        at_least(flag, getattr(args, flag[2:].replace("-", "_")), 1)
+    cfg = load_train_config(args.config, args.overrides, check_paths=False)
+    check_train_paths(cfg, read_latents=False)  # the cache is written here, not read
 
     import torch
     from safetensors.torch import save_file
@@ -49,15 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     from dynamictrl.data.dataset import LATENT_INDEX, VideoPoseDataset
     from dynamictrl.data.io import VideoReadError
     from dynamictrl.pipelines.conditioning import encode_prompt, encode_reference, encode_video
-    from dynamictrl.training.config import load_config
     from dynamictrl.training.spec import load_components, resolve_reference_scaling
 
-    try:
-        cfg = load_config(args.config, args.overrides)
-    except (ValueError, FileNotFoundError) as err:
-        parser.error(str(err))
-    if args.clips_per_video < 1 or args.shard_size < 1 or args.batch_size < 1:
-        parser.error("--clips-per-video, --shard-size and --batch-size must be at least 1")
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = getattr(torch, args.dtype)
     data = cfg.data
