@@ -15,6 +15,7 @@ from diffusers.pipelines.cogvideo.pipeline_cogvideox_image2video import get_resi
 from diffusers.utils.peft_utils import apply_lora_scale
 from torch import nn
 
+from ..errors import UserError
 from .block import DynamiCtrlBlock
 from .checkpoint import load_base_state_dict, resolve_transformer_dir
 from .pose_control import POSE_TOKEN_MODES, check_pose_control
@@ -171,9 +172,15 @@ class DynamiCtrlTransformer3DModel(CogVideoXTransformer3DModel):
         The official config has class name ``DynamiCtrlTransformerModel`` and no ``pose_control`` key; the default
         ``pose_control="padaln"`` is exactly its structure, and its weight names are ours unchanged
         (``transformer_blocks.{i}.control_norm1.{linear,norm}``), so no key map is needed.
+
+        Strict: every tensor of the folder must land and every parameter must be loaded (diffusers only logs
+        either case). A plain CogVideoX transformer (no pose weights) is refused unless ``pose_control="none"``.
         """
         kwargs.setdefault("use_safetensors", True)
-        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        output_loading_info = kwargs.pop("output_loading_info", False)
+        model, info = super().from_pretrained(pretrained_model_name_or_path, output_loading_info=True, **kwargs)
+        _check_all_weights_loaded(model, Path(pretrained_model_name_or_path) / (kwargs.get("subfolder") or ""), info)
+        return (model, info) if output_loading_info else model
 
     # ------------------------------------------------------------------ forward
 
@@ -316,6 +323,32 @@ class DynamiCtrlTransformer3DModel(CogVideoXTransformer3DModel):
 def is_pose_branch_key(name: str) -> bool:
     """True for parameter names that belong to a pose branch (absent from base CogVideoX checkpoints)."""
     return any(part in name for part in (".control_norm1.", ".pose_attn.", ".pose_attn_norm."))
+
+
+def _check_all_weights_loaded(model: DynamiCtrlTransformer3DModel, path: Path, info: dict[str, list]) -> None:
+    """Refuse a load that left a parameter uninitialised (on the meta device) or a tensor of the folder unused."""
+    missing, unexpected = sorted(info["missing_keys"]), sorted(info["unexpected_keys"])
+    if not missing and not unexpected:
+        return
+    pose_keys = {key for key in model.state_dict() if is_pose_branch_key(key)}
+    mode = model.config.pose_control
+    if not unexpected and set(missing) == pose_keys:
+        modules = sorted({key.split(".")[2] for key in pose_keys})
+        raise UserError(
+            f"{path} has no pose weights ({', '.join(modules)}) for pose_control={mode!r}: it is a plain CogVideoX "
+            "image-to-video transformer, not DynamiCtrl",
+            'pass the DynamiCtrl transformer folder with --transformer DIR, or load this one with pose_control="none" '
+            "for image-to-video without pose",
+        )
+    raise UserError(
+        f"{path} does not fit DynamiCtrlTransformer3DModel(pose_control={mode!r}): "
+        f"missing {_preview(missing)}, unused {_preview(unexpected)}",
+        "a transformer folder whose config.json matches its weights: saved by DynamiCtrl or the official release",
+    )
+
+
+def _preview(keys: list[str], n: int = 4) -> str:
+    return f"[{', '.join(keys[:n])}{', ...' if len(keys) > n else ''}] ({len(keys)})"
 
 
 def _widened_patch_proj(proj: nn.Module, extra: int, patch_size: int, patch_size_t: int | None) -> nn.Module:

@@ -50,6 +50,7 @@ from .conditioning import (
     official_reference_scaling,
     pad_latent_frames,
 )
+from .model_index import normalize_component_names
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +99,16 @@ class DynamiCtrlPipeline(DiffusionPipeline):
         # Optional dynamictrl.acceleration.ConditionCache: prompt embeddings reused across calls (the long-video
         # sampler sets one, so each distinct prompt is encoded once per video rather than once per clip).
         self.text_cache = None
+
+    @classmethod
+    def load_config(cls, pretrained_model_name_or_path, return_unused_kwargs=False, return_commit_hash=False, **kwargs):
+        """diffusers' reader of ``model_index.json``, with the component names of the official release and of
+        diffusers' CogVideoX mapped to our classes (see :mod:`dynamictrl.pipelines.model_index`): whatever a folder
+        calls its transformer, :meth:`from_pretrained` loads it as a :class:`DynamiCtrlTransformer3DModel`."""
+        loaded = super().load_config(pretrained_model_name_or_path, return_unused_kwargs, return_commit_hash, **kwargs)
+        config = loaded[0] if isinstance(loaded, tuple) else loaded
+        config.update(normalize_component_names(config, (__name__, DynamiCtrlTransformer3DModel.__name__)))
+        return loaded
 
     # ------------------------------------------------------------------ memory helpers
 
