@@ -422,3 +422,15 @@ def test_collector_finds_fenced_and_inline_commands():
     assert any(t.startswith("bash tools/run_tiny_ablations.sh") for t in texts)
     assert any(t.startswith("python tools/prepare_dataset.py --config CFG") for t in texts)  # `tools/x.py --flag`
     assert not any(token.startswith("#") for t in texts for token in shlex.split(t))  # comments removed
+
+
+def test_doc_links_point_to_files_in_the_repository():
+    broken = []
+    for doc in DOCS:
+        for target in re.findall(r"\]\(([^)\s]+)\)", doc.read_text(encoding="utf-8")):
+            if target.startswith(("http://", "https://", "#", "mailto:")):
+                continue
+            path = (doc.parent / target.split("#")[0]).resolve()
+            if not path.exists() or not path.is_relative_to(ROOT):  # e.g. ../shared/ is not in users' clones
+                broken.append(f"{doc.relative_to(ROOT)}: {target}")
+    assert not broken
