@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from dynamictrl.data.toy import write_toy_dataset
+from dynamictrl.errors import UserError
 from dynamictrl.training import NonFiniteLossError, Trainer, load_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -152,21 +153,27 @@ def test_skipped_steps_are_logged_and_stop_the_run_after_max_in_a_row(toy, cache
     assert len(skipped) == 4 and "(3 in a row, 4 in all)" in skipped[-1]
 
 
-def test_resume_with_another_batch_size_accumulation_or_world_size_is_refused(toy, cache, tmp_path):
+def test_resume_with_another_batch_size_accumulation_or_world_size_is_refused(toy, cache, tmp_path, capsys):
     out = tmp_path / "run"
     common = ("train.max_steps=2", "checkpoint.every_steps=2", "checkpoint.resume_from=latest")
     make_trainer(toy, cache, out, *common).train()
     state_file = out / "checkpoints/checkpoint-0000002/trainer_state.json"
     state = json.loads(state_file.read_text())
     assert state["batch_size"] == 1 and state["gradient_accumulation_steps"] == 1 and state["world_size"] == 1
-    with pytest.raises(ValueError, match=r"batch_size 1 \(now 2\)"):
+    with pytest.raises(UserError, match=r"batch_size 1 \(now 2\)"):
         make_trainer(toy, cache, out, *common, "train.max_steps=3", "train.batch_size=2").setup()
-    with pytest.raises(ValueError, match=r"gradient_accumulation_steps 1 \(now 2\)"):
+    with pytest.raises(UserError, match=r"gradient_accumulation_steps 1 \(now 2\)"):
         make_trainer(toy, cache, out, *common, "train.gradient_accumulation_steps=2").setup()
     state_file.write_text(json.dumps({**state, "world_size": 2}))
-    with pytest.raises(ValueError, match=r"world_size 2 \(now 1\)"):
+    with pytest.raises(UserError, match=r"world_size 2 \(now 1\)"):
         make_trainer(toy, cache, out, *common).setup()
     state_file.write_text(json.dumps(state))
+    sys.path.insert(0, str(REPO / "scripts"))
+    import train  # the CLI prints the refusal as one line, status 2
+
+    assert train.main(["--config", str(TINY), *overrides(toy, cache, out, *common, "train.batch_size=2")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: checkpoint.resume_from:") and "batch_size 1 (now 2)" in err[-1]
     resumed = make_trainer(toy, cache, out, *common, "train.max_steps=3")
     resumed.setup()
     assert resumed.global_step == 2

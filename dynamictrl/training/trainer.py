@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ..data.dataset import LatentDataset, ResumableSampler, VideoPoseDataset, collate
+from ..errors import UserError
 from ..models.transformer import DynamiCtrlTransformer3DModel
 from .checkpointing import (
     TRAINER_STATE,
@@ -484,9 +485,10 @@ def check_resume_layout(state: dict[str, Any], resume: Path, cfg: Config, world_
     )
     diff = [f"{key} {state[key]} (now {value})" for key, value in now.items() if key in state and state[key] != value]
     if diff:
-        raise ValueError(
-            f"checkpoint.resume_from: {resume} was trained with {', '.join(diff)}; resume with the same "
-            "world size, train.batch_size and train.gradient_accumulation_steps, or start a new train.output_dir"
+        raise UserError(
+            f"checkpoint.resume_from: {resume} was trained with {', '.join(diff)}",
+            "the same number of processes, train.batch_size and train.gradient_accumulation_steps, "
+            "or a new train.output_dir",
         )
 
 
