@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dynamictrl.cli import ArgumentParser, run_cli  # noqa: E402  (no torch: --help stays fast)
+from dynamictrl.cli import ArgumentParser, existing_file, run_cli  # noqa: E402  (no torch: --help stays fast)
 
 TEXT_EMBED_DIM = 64
 
@@ -153,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     p_exp.add_argument("--clip-frames", type=int, default=9, help="default frames per clip of the pipeline (9)")
     args = parser.parse_args(argv)
     if args.command == "base":
+        existing_file("--vae", args.vae / "config.json", "a trained VAE folder, e.g. runs/vae-tiny-x4/vae")
         build_base(
             args.vae, args.out, args.layers, args.heads, args.head_dim, args.max_text_len, args.patch_size, args.seed
         )

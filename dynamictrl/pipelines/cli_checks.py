@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from dynamictrl.cli import at_least, existing_file, frame_count
+from dynamictrl.cli import at_least, existing_dir, existing_file, frame_count
 from dynamictrl.errors import UserError
 
 MODEL_FOLDER = "a diffusers-layout folder: model_index.json, transformer/, vae/, text_encoder/, tokenizer/, scheduler/"
@@ -114,6 +114,7 @@ def check_generation_args(args: argparse.Namespace) -> None:
     existing_file("--prompts-file", getattr(args, "prompts_file", None), "a text file of prompts")
     existing_file("--pose", args.pose, "a pose video, a keypoints file (.npz/.json) or a raw motion video")
     existing_file("--ref-pose", getattr(args, "ref_pose", None), "a keypoints file (.npz/.json)")
+    existing_dir("--pose-models", args.pose_models, "a folder with the DWPose ONNX files")
 
 
 def check_model_sizes(args: argparse.Namespace, geometry: ModelGeometry) -> tuple[int, int, int]:
