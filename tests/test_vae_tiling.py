@@ -11,6 +11,7 @@ from diffusers import AutoencoderKLCogVideoX
 
 from dynamictrl.acceleration.vae_tiling import check_vae_tiling, enable_vae_tiling, tiled_latent_size
 from dynamictrl.data.io import read_image, read_video, resize_and_center_crop
+from dynamictrl.errors import UserError
 from dynamictrl.models.tiny import tiny_vae
 from dynamictrl.pipelines.conditioning import frames_to_tensor
 from dynamictrl.pipelines.pipeline_dynamictrl import DynamiCtrlPipeline
@@ -122,8 +123,11 @@ def test_a_vae_too_small_to_tile_is_refused_by_the_pipeline():
         sample_width=12,
     )  # default tiles: half of 12 px, rounded down to 4 px = one latent of this ×4 VAE
     pipe = DynamiCtrlPipeline(**parts)
-    with pytest.raises(ValueError, match=r"^VAE tiling: height tiles of 4 px do not fit this VAE .*at least 8 px"):
+    with pytest.raises(
+        ValueError, match=r"^VAE tiling: height tiles of 4 px do not fit this VAE .*at least 8 px"
+    ) as err:
         pipe.enable_vae_tiling()
+    assert isinstance(err.value, UserError)  # scripts print it as one `error:` line (dynamictrl.cli.run_cli)
 
 
 @pytest.mark.slow
@@ -148,3 +152,16 @@ def test_shipped_model_with_vae_tiling_gives_the_untiled_video_within_tolerance(
     mean_abs = np.abs(tiled - plain).mean() * 255
     psnr = 10 * np.log10(1.0 / np.mean((tiled - plain) ** 2))
     assert 0 < mean_abs < 8 and psnr > 25, (mean_abs, psnr)
+
+
+def test_infer_cli_with_vae_tiling_animates_the_demo(tmp_path):
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("infer_script_tiling", ROOT / "scripts" / "infer.py")
+    infer = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = infer
+    spec.loader.exec_module(infer)
+    out = tmp_path / "demo.mp4"
+    assert infer.main(["--demo", "--vae-tiling", "--steps", "1", "--max-frames", "9", "--out", str(out)]) == 0
+    assert out.stat().st_size > 0

@@ -13,9 +13,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dynamictrl.errors import UserError
+
 # diffusers' AutoencoderKLCogVideoX defaults
 DEFAULT_OVERLAP_HEIGHT = 1 / 6
 DEFAULT_OVERLAP_WIDTH = 1 / 5
+
+
+class VAETilingError(UserError, ValueError):
+    """This VAE or frame size cannot tile: a ``ValueError`` for library callers, one ``error:`` line in the CLIs."""
 
 
 @dataclass(frozen=True)
@@ -38,12 +44,12 @@ def spatial_factor(vae) -> int:
 
 def _axis(name: str, tile_px: int, factor: int, overlap: float) -> AxisTiling:
     if tile_px <= 0 or tile_px % factor or tile_px < 2 * factor:
-        raise ValueError(
+        raise VAETilingError(
             f"VAE tiling: {name} tiles of {tile_px} px do not fit this VAE (they must be a multiple of its ×{factor} "
             f"spatial compression and at least {2 * factor} px; or run without VAE tiling)"
         )
     if not 0 <= overlap < 1:
-        raise ValueError(f"VAE tiling: {name} overlap {overlap} must be in [0, 1)")
+        raise VAETilingError(f"VAE tiling: {name} overlap {overlap} must be in [0, 1)")
     latents = tile_px // factor
     wanted = min(round(latents * overlap), latents - 1)
     # the nearest whole-latent overlap whose float arithmetic in diffusers also comes out whole (0 always does)
@@ -69,7 +75,7 @@ def enable_vae_tiling(
 ) -> tuple[AxisTiling, AxisTiling]:
     """Turn on ``vae``'s spatial tiling with tiles and overlaps that add up exactly (arguments as in diffusers'
     ``AutoencoderKLCogVideoX.enable_tiling``; default tiles: half the VAE's sample size, rounded down to whole
-    latents). Raises ``ValueError`` (one line) where this VAE cannot tile. Returns the (height, width) tiling."""
+    latents). Raises :class:`VAETilingError` (one line) where this VAE cannot tile. Returns the (height, width) tiling."""
     factor = spatial_factor(vae)
 
     def default_tile(sample: int) -> int:
@@ -111,7 +117,7 @@ def tiled_frame_size(size_latents: int, tile_px: int, tile_latents: int, overlap
 
 
 def check_vae_tiling(vae, height: int, width: int) -> None:
-    """Raise ``ValueError`` (one line) when ``vae`` tiles and a ``height`` × ``width`` frame would not come back at
+    """Raise :class:`VAETilingError` (one line) when ``vae`` tiles and a ``height`` × ``width`` frame would not come back at
     its own size through the tiled encode and decode (e.g. after diffusers' ``vae.enable_tiling()`` on a small VAE).
     Does nothing when tiling is off."""
     if not getattr(vae, "use_tiling", False):
@@ -127,7 +133,7 @@ def check_vae_tiling(vae, height: int, width: int) -> None:
         latents = tiled_latent_size(size, tile_px, tile_latents, overlap, factor)
         frame = tiled_frame_size(size // factor, tile_px, tile_latents, overlap, factor)
         if size % factor or latents != size // factor or frame != size:
-            raise ValueError(
+            raise VAETilingError(
                 f"VAE tiling cannot split a {height}x{width} frame: {name} {size} px would come back as {latents} "
                 f"latents / {frame} px with {tile_px} px tiles and overlap {overlap:.3g} (use a {name} that is a "
                 f"multiple of {factor}, dynamictrl.acceleration.vae_tiling.enable_vae_tiling, or no VAE tiling)"
