@@ -150,8 +150,6 @@ def load_train_config(path: str | Path, overrides: list[str], check_paths: bool 
     exist (so a typo is reported before a model or dataset loads)."""
     import yaml
 
-    from dynamictrl.training.config import load_config
-
     existing_file("--config", path, "a training config YAML, e.g. configs/train/tiny_cpu.yaml")
     try:
         content = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
@@ -159,6 +157,8 @@ def load_train_config(path: str | Path, overrides: list[str], check_paths: bool 
         raise UserError(f"--config {path} is not valid YAML ({str(err).splitlines()[0]})", CONFIG_HINT) from err
     if content is not None and not isinstance(content, dict):
         raise UserError(f"--config {path} is not a YAML mapping of config sections", CONFIG_HINT)
+    from dynamictrl.training.config import load_config
+
     try:
         cfg = load_config(path, overrides)
     except ValueError as err:

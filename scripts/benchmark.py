@@ -49,6 +49,7 @@ from dynamictrl.acceleration import (  # noqa: E402
 )
 from dynamictrl.acceleration.flops import transformer_flops  # noqa: E402
 from dynamictrl.acceleration.vae_tiling import check_vae_tiling, enable_vae_tiling  # noqa: E402
+from dynamictrl.cli import ArgumentParser  # noqa: E402
 from dynamictrl.models.presets import PRESETS  # noqa: E402
 
 logger = logging.getLogger("benchmark")
@@ -514,7 +515,7 @@ def _onoff(text: str) -> bool:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(  # a bad command line: one line, status 2
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         epilog="Setting flags take comma lists (e.g. --frames 49,37 --compile off,on); every combination is run. "

@@ -260,10 +260,10 @@ def animate(args: argparse.Namespace) -> Path:
 
     started = time.perf_counter()
     check_generation_args(args)
-    device = args.device or default_device()
     model = args.model if args.model is not None else embedded_model_dir()
 
     def load() -> LoadedPipeline:
+        device = args.device or default_device()
         dtype = parse_dtype(args.dtype, device)
         return load_pipeline(model, args.transformer, device, dtype, args.offload, args.scheduler, args.vae_tiling)
 
