@@ -92,7 +92,7 @@ def test_vae_tiling_on_is_measured_and_an_untileable_size_is_skipped_with_its_re
     )
     tiled, untileable = report["rows"]
     assert "error" not in tiled and tiled["vae_tiling"] and tiled["e2e_s"]["median"] > 0
-    assert untileable["error"].startswith("ValueError: VAE tiling cannot split a 36x36 frame")
+    assert untileable["error"].startswith("VAETilingError: VAE tiling cannot split a 36x36 frame")
     assert "\n" not in untileable["error"]
     skipped_cell = capsys.readouterr().out.splitlines()[3].rstrip(" |").rsplit("|", 1)[1]
     assert "VAE tiling cannot split" in skipped_cell
