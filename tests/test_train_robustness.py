@@ -153,6 +153,19 @@ def test_skipped_steps_are_logged_and_stop_the_run_after_max_in_a_row(toy, cache
     assert len(skipped) == 4 and "(3 in a row, 4 in all)" in skipped[-1]
 
 
+def test_the_count_of_skipped_steps_survives_resume(toy, cache, tmp_path, monkeypatch):
+    common = (*WINDOW, "train.max_steps=2", "checkpoint.every_steps=2", "checkpoint.resume_from=latest")
+    trainer = make_trainer(toy, cache, tmp_path / "run", *common)
+    trainer.setup()
+    inject(trainer, monkeypatch, {3: "nan_loss"})  # step 2 skipped
+    assert trainer.train()["nonfinite_steps"] == 1
+    state = json.loads((tmp_path / "run/checkpoints/checkpoint-0000002/trainer_state.json").read_text())
+    assert state["nonfinite_steps"] == 1 and state["nonfinite_in_a_row"] == 1
+    resumed = make_trainer(toy, cache, tmp_path / "run", *common, "train.max_steps=3")
+    resumed.setup()
+    assert resumed.nonfinite_total == 1 and resumed.nonfinite_in_a_row == 1
+
+
 def test_resume_with_another_batch_size_accumulation_or_world_size_is_refused(toy, cache, tmp_path, capsys):
     out = tmp_path / "run"
     common = ("train.max_steps=2", "checkpoint.every_steps=2", "checkpoint.resume_from=latest")

@@ -223,6 +223,8 @@ class Trainer:
             self.micro_batches = state["micro_batches"]
             self.skipped_clips = state.get("skipped_clips", 0)
             self.seen_clips = state.get("seen_clips", 0)
+            self.nonfinite_total = state.get("nonfinite_steps", 0)
+            self.nonfinite_in_a_row = state.get("nonfinite_in_a_row", 0)
             logger.info("resumed from %s at step %d", resume, self.global_step)
             if accelerator.is_main_process:
                 print(f"resumed from {resume} at step {self.global_step}", flush=True)
@@ -261,7 +263,12 @@ class Trainer:
 
     def _grads_finite(self) -> bool:
         grads = [p.grad for p in self.params if p.grad is not None]
-        return not grads or bool(torch.isfinite(torch.nn.utils.get_total_norm(grads)))
+        if not grads:
+            return True
+        norm = torch.nn.utils.get_total_norm(grads)
+        if hasattr(norm, "full_tensor"):  # FSDP2: a norm over sharded DTensors, partial on each rank
+            norm = norm.full_tensor()
+        return bool(torch.isfinite(norm))
 
     def _optimizer_step(self, bad_loss: bool) -> tuple[bool, float | None]:
         """At the end of an accumulation window: step unless a loss or the accumulated gradient is non-finite.
@@ -373,6 +380,8 @@ class Trainer:
                 world_size=accelerator.num_processes,
                 batch_size=self.cfg.train.batch_size,
                 gradient_accumulation_steps=self.cfg.train.gradient_accumulation_steps,
+                nonfinite_steps=self.nonfinite_total,
+                nonfinite_in_a_row=self.nonfinite_in_a_row,
             )
             (tmp / TRAINER_STATE).write_text(json.dumps(state, indent=2))
             save_config(self.cfg, tmp / "config.yaml")
