@@ -29,15 +29,19 @@ from dynamictrl.errors import UserError
 from dynamictrl.pose.render import render_pose_sequence
 
 
-@run_cli
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("assets/demo"), help="output folder (default assets/demo)")
     parser.add_argument("--seed", type=int, default=3, help="puppet-world test-split seed (default 3)")
     parser.add_argument("--size", type=int, default=64, help="frame size in pixels (default 64)")
     parser.add_argument("--frames", type=int, default=17, help="pose frames for pose.mp4, k*4+1 (default 17)")
     parser.add_argument("--long-frames", type=int, default=29, help="pose frames for pose_long.mp4 (default 29)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+@run_cli
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     at_least("--size", args.size, 16)
     frame_count("--frames", args.frames)
     if args.long_frames < args.frames:
