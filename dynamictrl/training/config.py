@@ -100,6 +100,7 @@ class LoraConfig:
 @dataclass
 class EmaConfig:
     enabled: bool = False
+    # diffusers' EMAModel: update n >= 2 uses decay min(decay, n / (n + 9)); update 1 copies the weights
     decay: float = 0.9999
     update_every: int = 1
 
@@ -117,7 +118,8 @@ class TrainConfig:
     trainable: str = "full"
     lora: LoraConfig = field(default_factory=LoraConfig)
     ema: EmaConfig = field(default_factory=EmaConfig)
-    max_nonfinite_steps: int = 5  # stop after this many non-finite losses in a row
+    # a NaN/inf loss or gradient on any micro-batch skips the whole optimizer step; stop after this many in a row
+    max_nonfinite_steps: int = 5
     allow_tf32: bool = True
     # torch intra-op threads when training on CPU (null = torch's default). Tiny models run far faster with 1: their
     # ops are too small to split, and on a busy machine the threads wait on each other.
