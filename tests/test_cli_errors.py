@@ -225,3 +225,29 @@ def test_internal_errors_keep_their_traceback(monkeypatch, capsys):
     main = load_main("scripts/sample_long.py")  # binds animate at import, after the patch
     with pytest.raises(ValueError, match="a bug"):
         main(expand(LONG, Path("/unused")))
+
+
+def test_wrong_local_paths_in_python_never_reach_the_network(monkeypatch, tmp_path):
+    """The README's ``from_pretrained("/models/...")`` with a wrong path names it; a Hub-style name that is not on
+    disk fails from the local cache. No connection is attempted (HF_HUB_OFFLINE is not what stops it)."""
+    from dynamictrl.errors import UserError
+    from dynamictrl.models import DynamiCtrlTransformer3DModel
+    from dynamictrl.pipelines import DynamiCtrlPipeline
+
+    attempts = []
+
+    def no_network(self, address):
+        attempts.append(address)
+        raise AssertionError(f"a connection to {address} was attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "DIFFUSERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(UserError, match="transformer /models/DynamiCtrl-5B/transformer: no such folder"):
+        DynamiCtrlTransformer3DModel.from_pretrained("/models/DynamiCtrl-5B/transformer")
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(UserError, match="model_index.json"):
+        DynamiCtrlPipeline.from_pretrained(tmp_path)
+    with pytest.raises(OSError):
+        DynamiCtrlTransformer3DModel.from_pretrained("nobody/no-such-model")
+    assert attempts == []
