@@ -57,3 +57,18 @@ def accelerator_kwargs_handlers() -> list:
     from accelerate.utils import InitProcessGroupKwargs
 
     return [InitProcessGroupKwargs(backend="gloo")] if deepspeed_on_cpu() else []
+
+
+def relink_lr_scheduler(model, lr_scheduler) -> bool:
+    """Call after ``accelerator.load_state``: make the LR scheduler drive the optimizer DeepSpeed really steps.
+
+    Under ZeRO-Offload accelerate swaps the client optimizer for ``DeepSpeedCPUAdam`` built on the same param-group
+    dicts, so the scheduler (bound to the client optimizer) sets the learning rate DeepSpeed uses. Loading a
+    checkpoint replaces the CPU Adam's param groups with new dicts: without this the learning rate silently stays at
+    its checkpointed value for the rest of the run. Returns whether it relinked."""
+    base = getattr(getattr(model, "optimizer", None), "optimizer", None)  # DeepSpeed engine -> ZeRO -> base
+    client = getattr(getattr(lr_scheduler, "scheduler", lr_scheduler), "optimizer", None)
+    if base is None or client is None or client is base or client.param_groups is base.param_groups:
+        return False
+    client.param_groups = base.param_groups
+    return True
