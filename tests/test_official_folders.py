@@ -150,14 +150,47 @@ def test_infer_model_folder_reproduces_official_frames(tmp_path, variant, naming
 # ---------------------------------------------------------------- strict loading and the one-line refusal
 
 
-def test_plain_cogvideox_transformer_is_refused_in_one_line(tmp_path):
-    folder = make_plain_cogvideox_folder(tmp_path)
-    with pytest.raises(UserError) as caught:
-        DynamiCtrlPipeline.from_pretrained(folder)
-    message = str(caught.value)
+def assert_plain_cogvideox_refusal(message: str) -> None:
     assert "\n" not in message
     assert "plain CogVideoX" in message and "control_norm1" in message
     assert "--transformer" in message and 'pose_control="none"' in message
+
+
+def test_plain_cogvideox_folder_is_refused_in_one_line_before_any_component_loads(tmp_path, monkeypatch):
+    import transformers
+
+    folder = make_plain_cogvideox_folder(tmp_path)
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the text encoder was loaded before the refusal")
+
+    monkeypatch.setattr(transformers.T5EncoderModel, "from_pretrained", no_loading)
+    with pytest.raises(UserError) as caught:
+        DynamiCtrlPipeline.from_pretrained(folder)
+    assert_plain_cogvideox_refusal(str(caught.value))
+
+
+def test_plain_cogvideox_transformer_is_refused_by_the_strict_load(tmp_path):
+    folder = make_plain_cogvideox_folder(tmp_path)
+    with pytest.raises(UserError) as caught:
+        DynamiCtrlTransformer3DModel.from_pretrained(folder / "transformer")
+    assert_plain_cogvideox_refusal(str(caught.value))
+
+
+def test_sharded_plain_transformer_is_refused_from_its_shard_index(tmp_path):
+    from dynamictrl.pipelines.model_index import check_pose_weights
+
+    folder = tmp_path / "transformer"
+    folder.mkdir()
+    shutil.copy(FIXTURES / "v10" / "transformer" / "config.json", folder)
+    names = list(load_file(FIXTURES / "v10" / "transformer" / WEIGHTS))
+    index = folder / "diffusion_pytorch_model.safetensors.index.json"
+    index.write_text(json.dumps({"weight_map": {k: "shard-1.safetensors" for k in names}}))
+    check_pose_weights(folder)  # the official weights: pose weights present
+    index.write_text(json.dumps({"weight_map": {k: "shard-1.safetensors" for k in names if "control_norm1" not in k}}))
+    with pytest.raises(UserError) as caught:
+        check_pose_weights(folder)
+    assert_plain_cogvideox_refusal(str(caught.value))
 
 
 def test_infer_refuses_plain_cogvideox_folder_with_status_2_and_one_line(tmp_path):

@@ -15,7 +15,7 @@ from diffusers.pipelines.cogvideo.pipeline_cogvideox_image2video import get_resi
 from diffusers.utils.peft_utils import apply_lora_scale
 from torch import nn
 
-from ..errors import UserError
+from ..errors import UserError, check_local_model_folder, looks_like_local_path
 from .block import DynamiCtrlBlock
 from .checkpoint import load_base_state_dict, resolve_transformer_dir
 from .pose_control import POSE_TOKEN_MODES, check_pose_control
@@ -177,6 +177,9 @@ class DynamiCtrlTransformer3DModel(CogVideoXTransformer3DModel):
         either case). A plain CogVideoX transformer (no pose weights) is refused unless ``pose_control="none"``.
         """
         kwargs.setdefault("use_safetensors", True)
+        kwargs.setdefault("local_files_only", True)  # nothing is downloaded; a wrong path is named, not looked up
+        if looks_like_local_path(pretrained_model_name_or_path):
+            check_local_model_folder(pretrained_model_name_or_path, "transformer", subfolder=kwargs.get("subfolder"))
         output_loading_info = kwargs.pop("output_loading_info", False)
         model, info = super().from_pretrained(pretrained_model_name_or_path, output_loading_info=True, **kwargs)
         _check_all_weights_loaded(model, Path(pretrained_model_name_or_path) / (kwargs.get("subfolder") or ""), info)
@@ -333,17 +336,21 @@ def _check_all_weights_loaded(model: DynamiCtrlTransformer3DModel, path: Path, i
     pose_keys = {key for key in model.state_dict() if is_pose_branch_key(key)}
     mode = model.config.pose_control
     if not unexpected and set(missing) == pose_keys:
-        modules = sorted({key.split(".")[2] for key in pose_keys})
-        raise UserError(
-            f"{path} has no pose weights ({', '.join(modules)}) for pose_control={mode!r}: it is a plain CogVideoX "
-            "image-to-video transformer, not DynamiCtrl",
-            'pass the DynamiCtrl transformer folder with --transformer DIR, or load this one with pose_control="none" '
-            "for image-to-video without pose",
-        )
+        raise no_pose_weights_error(path, mode, sorted({key.split(".")[2] for key in pose_keys}))
     raise UserError(
         f"{path} does not fit DynamiCtrlTransformer3DModel(pose_control={mode!r}): "
         f"missing {_preview(missing)}, unused {_preview(unexpected)}",
         "a transformer folder whose config.json matches its weights: saved by DynamiCtrl or the official release",
+    )
+
+
+def no_pose_weights_error(path: str | Path, pose_control: str, modules: list[str]) -> UserError:
+    """The refusal of a transformer folder without the pose weights ``modules`` that ``pose_control`` needs."""
+    return UserError(
+        f"{path} has no pose weights ({', '.join(modules)}) for pose_control={pose_control!r}: it is a plain "
+        "CogVideoX image-to-video transformer, not DynamiCtrl",
+        'pass the DynamiCtrl transformer folder with --transformer DIR, or load this one with pose_control="none" '
+        "for image-to-video without pose",
     )
 
 

@@ -18,9 +18,16 @@ do not all land (so diffusers' plain CogVideoX class can never drop the pose wei
 from __future__ import annotations
 
 import importlib
+import json
+from pathlib import Path
 from typing import Any
 
 from dynamictrl.errors import UserError
+from dynamictrl.models.checkpoint import INDEX_NAME, WEIGHTS_NAME
+from dynamictrl.models.transformer import is_pose_branch_key, no_pose_weights_error
+
+# the submodule each pose-control mode adds to every block (uvt adds none: it widens the patch embedding)
+POSE_MODULES = {"padaln": "control_norm1", "cross_attn": "pose_attn"}
 
 OFFICIAL_PACKAGE = "dynamictrl"
 # what a DynamiCtrl transformer is called in the three namings: ours, the official release's, diffusers'
@@ -66,3 +73,32 @@ def _loadable_entry(component: str, class_name: str) -> tuple[str, str]:
         )
     library = cls.__module__.split(".")[0]
     return (library if library in ("diffusers", "transformers") else cls.__module__), cls.__name__
+
+
+def check_pose_weights(transformer_dir: str | Path) -> None:
+    """Refuse a transformer folder without pose weights before anything is loaded.
+
+    The same refusal as :meth:`DynamiCtrlTransformer3DModel.from_pretrained`'s strict check, read from the
+    config and the safetensors header (or shard index) only, so a 5B user hears it before the text encoder loads.
+    Folders this cannot read (no safetensors) are left to the loader.
+    """
+    folder = Path(transformer_dir)
+    try:
+        config = json.loads((folder / "config.json").read_text())
+        names = _weight_names(folder)
+    except (OSError, ValueError):
+        return
+    mode = config.get("pose_control", "padaln")  # official configs have no key: their structure is padaln
+    if names is not None and mode in POSE_MODULES and not any(is_pose_branch_key(name) for name in names):
+        raise no_pose_weights_error(folder, mode, [POSE_MODULES[mode]])
+
+
+def _weight_names(folder: Path) -> list[str] | None:
+    if (folder / INDEX_NAME).is_file():
+        return list(json.loads((folder / INDEX_NAME).read_text())["weight_map"])
+    if (folder / WEIGHTS_NAME).is_file():
+        from safetensors import safe_open
+
+        with safe_open(folder / WEIGHTS_NAME, framework="pt") as weights:
+            return list(weights.keys())
+    return None

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,7 @@ from diffusers.video_processor import VideoProcessor
 
 from dynamictrl.acceleration.vae_tiling import check_vae_tiling, enable_vae_tiling
 from dynamictrl.data.io import resize_and_center_crop, to_uint8
+from dynamictrl.errors import check_local_model_folder, looks_like_local_path
 from dynamictrl.models.transformer import DynamiCtrlTransformer3DModel
 
 from .conditioning import (
@@ -50,7 +52,7 @@ from .conditioning import (
     official_reference_scaling,
     pad_latent_frames,
 )
-from .model_index import normalize_component_names
+from .model_index import check_pose_weights, normalize_component_names
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +101,16 @@ class DynamiCtrlPipeline(DiffusionPipeline):
         # Optional dynamictrl.acceleration.ConditionCache: prompt embeddings reused across calls (the long-video
         # sampler sets one, so each distinct prompt is encoded once per video rather than once per clip).
         self.text_cache = None
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs: Any) -> DynamiCtrlPipeline:
+        """diffusers' loader, local only: a missing folder or model_index.json is named instead of a Hub lookup."""
+        kwargs.setdefault("local_files_only", True)
+        if looks_like_local_path(pretrained_model_name_or_path):
+            check_local_model_folder(pretrained_model_name_or_path, "pipeline", needs=("model_index.json",))
+            if "transformer" not in kwargs:  # refused by the strict load too, but only after the text encoder loaded
+                check_pose_weights(os.path.join(pretrained_model_name_or_path, "transformer"))
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     @classmethod
     def load_config(cls, pretrained_model_name_or_path, return_unused_kwargs=False, return_commit_hash=False, **kwargs):
