@@ -83,8 +83,8 @@ def load_pipeline(
     scheduler: str = "dpm",
     vae_tiling: bool = False,
 ) -> LoadedPipeline:
-    """Load a diffusers-layout folder (ours, or a base CogVideoX folder with ``transformer`` = official DynamiCtrl
-    weights); without ``model``, the embedded tiny model, else random tiny components. ``dtype``: float32 by
+    """Load a diffusers-layout folder (an official DynamiCtrl release, ours, or a base CogVideoX folder with
+    ``transformer`` = DynamiCtrl weights); without ``model``, the embedded tiny model, else random tiny components. ``dtype``: float32 by
     default. Nothing is downloaded: a missing folder or file raises a :class:`UserError` naming it."""
     import torch
     from diffusers import CogVideoXDPMScheduler
@@ -150,7 +150,12 @@ def _dtype_kwarg(dtype: torch.dtype) -> dict:
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
-    group.add_argument("--model", type=Path, help="diffusers-layout model folder (default: the embedded tiny model)")
+    group.add_argument(
+        "--model",
+        type=Path,
+        help="pipeline folder: an official DynamiCtrl release, one saved by DynamiCtrlPipeline, or a CogVideoX I2V "
+        "base with --transformer (default: the embedded tiny model)",
+    )
     group.add_argument(
         "--transformer", type=Path, help="transformer folder to use instead of MODEL/transformer (official DynamiCtrl)"
     )
