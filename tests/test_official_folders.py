@@ -110,11 +110,18 @@ def result_frames_of_contact_sheet(path: Path, height: int, width: int) -> np.nd
 
 
 @pytest.mark.parametrize(
-    ("variant", "naming"), [("v10", "official"), ("v10", "cogvideox"), ("v10", "ours"), ("v15", "official")]
+    ("script", "variant", "naming"),
+    [
+        ("infer.py", "v10", "official"),
+        ("infer.py", "v10", "cogvideox"),
+        ("infer.py", "v10", "ours"),
+        ("infer.py", "v15", "official"),
+        ("sample_long.py", "v10", "official"),
+    ],
 )
-def test_infer_model_folder_reproduces_official_frames(tmp_path, variant, naming):
-    """``infer.py --model FOLDER`` (seed only, no initial latents): the frames it writes are the official seed-only
-    latents decoded, to the uint8 step (checked on the lossless PNG sheet; the MP4 is H.264)."""
+def test_script_model_folder_reproduces_official_frames(tmp_path, script, variant, naming):
+    """``infer.py`` / ``sample_long.py --model FOLDER`` (seed only, no initial latents): the frames written are the
+    official seed-only latents decoded, to the uint8 step (checked on the lossless PNG sheet; the MP4 is H.264)."""
     golden = Golden(variant)
     call = golden.call
     folder = make_folder(tmp_path, variant, naming)
@@ -132,7 +139,7 @@ def test_infer_model_folder_reproduces_official_frames(tmp_path, variant, naming
         str(call["num_frames"]),
     ]
     argv += ["--height", str(call["height"]), "--width", str(call["width"]), "--out", str(out), "--save-frames"]
-    assert main_of("infer.py")(argv) == 0
+    assert main_of(script)(argv) == 0
     assert out.is_file()
 
     frames = result_frames_of_contact_sheet(out.with_suffix(".png"), call["height"], call["width"])
