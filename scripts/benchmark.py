@@ -31,10 +31,9 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -77,7 +76,17 @@ VAE_CONFIGS = {
     "cogvideox-5b-i2v": COGVIDEOX_5B_VAE_CONFIG,
     "cogvideox1.5-5b-i2v": {**COGVIDEOX_5B_VAE_CONFIG, "invert_scale_latents": True},
 }
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+DTYPES = ("fp32", "bf16", "fp16")
+
+if TYPE_CHECKING:  # torch loads after the arguments are parsed: --help stays light
+    import torch
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    import torch
+
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+
 
 COLUMNS = [
     "preset",
@@ -161,6 +170,8 @@ class MemoryMeter:
         self.kind = "cuda" if device.type == "cuda" else "rss"
 
     def reset(self) -> None:
+        import torch
+
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -172,6 +183,8 @@ class MemoryMeter:
             self.kind = "rss-process"
 
     def peak_gb(self) -> float:
+        import torch
+
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             return torch.cuda.max_memory_allocated(self.device) / 2**30
@@ -186,6 +199,8 @@ class MemoryMeter:
 
 
 def synchronize(device: torch.device) -> None:
+    import torch
+
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -209,6 +224,8 @@ def time_call(fn: Callable[[], Any], device: torch.device, warmup: int, repeats:
 
 def _random_init_(model: torch.nn.Module, seed: int) -> None:
     """Fill every parameter in place: weights N(0, 0.02), norm weights 1, biases 0 (fast on any device)."""
+    import torch
+
     generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
     with torch.no_grad():
         for name, param in model.named_parameters():
@@ -235,6 +252,7 @@ def build_components(
     which diffusers only runs at its sample size), the embedding table is made for this size instead; the
     compute is the same as the real model's at that size.
     """
+    import torch
     from diffusers import AutoencoderKLCogVideoX, CogVideoXDPMScheduler
 
     from dynamictrl.models.presets import build_transformer
@@ -294,9 +312,11 @@ def run_setting(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Measure one setting; returns a row (see ``COLUMNS``) with timings as dicts of median/min/max/samples."""
+    import torch
+
     from dynamictrl.pipelines.pipeline_dynamictrl import DynamiCtrlPipeline
 
-    dtype = DTYPES[setting.dtype]
+    dtype = torch_dtype(setting.dtype)
     meter = MemoryMeter(device)
     spatial = 8  # both VAEs (tiny and 5B) downsample ×8
     parts = build_components(
@@ -467,6 +487,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 def environment(device: torch.device) -> dict[str, Any]:
     import diffusers
+    import torch
 
     info = {
         "device": str(device),
@@ -532,7 +553,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats of each step / VAE call")
     parser.add_argument("--warmup", type=int, default=1, help="untimed calls first (compile happens here)")
     parser.add_argument("--e2e-repeats", type=int, default=1, help="timed end-to-end pipeline runs")
-    parser.add_argument("--dtype", type=_csv(str, tuple(DTYPES)), default=None, help="bf16 on CUDA, fp32 on CPU")
+    parser.add_argument("--dtype", type=_csv(str, DTYPES), default=None, help="bf16 on CUDA, fp32 on CPU")
     parser.add_argument(
         "--pose-control",
         type=_csv(str, ("padaln", "uvt", "cross_attn", "none")),
@@ -560,6 +581,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, default=None, help="write the rows and environment here")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
+    import torch  # after parsing: --help needs no torch
 
     tiny = args.preset.startswith("tiny")
     defaults = {"tiny": (9, 64, 64), "tiny-1.5": (9, 64, 64), "cogvideox-5b-i2v": (49, 480, 720)}
@@ -572,6 +594,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for f in args.frames:
         if f < 1 or (f - 1) % 4:
             parser.error(f"--frames {f}: must be k*4+1 (e.g. 9, 37, 49, 81)")
+    missing = [s for s in ("transformer", "vae", "scheduler") if args.model and not (Path(args.model) / s).is_dir()]
+    if missing:
+        parser.error(
+            f"--model {args.model} has no {', '.join(missing)}/ (a pipeline folder: transformer/ vae/ scheduler/)"
+        )
     args.steps = args.steps or (4 if tiny else 25)
     args.device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     args.dtype = args.dtype or (["bf16"] if args.device.type == "cuda" else ["fp32"])
@@ -602,6 +629,8 @@ def settings_from_args(args: argparse.Namespace) -> list[Setting]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    import torch
+
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     if not args.verbose:  # diffusers warns about dtype casts of modules with no fp32-only parts; not useful here
         import diffusers
@@ -630,6 +659,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Measure every setting of the sweep; a failing setting becomes a row with an ``error``."""
+    import torch
     from tqdm import tqdm
 
     settings = settings_from_args(args)

@@ -107,6 +107,7 @@ CASES = [
      "--evaluate"),
     ("benchmark-bad-frames", "scripts/benchmark.py", ["--frames", "48"], "--frames 48"),
     ("benchmark-unpaired-sizes", "scripts/benchmark.py", ["--height", "32,64", "--width", "32"], "--height"),
+    ("benchmark-model-missing-parts", "scripts/benchmark.py", ["--model", "{files}/empty"], "--model"),
     ("summarize-no-match", "scripts/summarize_results.py", ["--run", "x={files}/none*.json"], "--run"),
     ("extract-pose-corrupt-video", "tools/extract_pose.py", ["{files}/corrupt.mp4", "--out", "{files}/p.mp4"],
      "video"),

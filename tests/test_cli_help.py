@@ -15,9 +15,6 @@ from dynamictrl.data.io import read_video
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRY_POINTS = sorted(str(p.relative_to(ROOT)) for d in ("scripts", "tools") for p in (ROOT / d).glob("*.py"))
-NOT_YET = {  # strict: the day it passes, this entry must go
-    "scripts/benchmark.py": "imports torch at module level (its measuring helpers use it throughout)",
-}
 
 # The help runs with these packages unimportable: a script that imports one before parsing fails.
 BLOCK_HEAVY_IMPORTS = """
@@ -41,13 +38,7 @@ def load(entry_point: str):
     return module
 
 
-@pytest.mark.parametrize(
-    "entry_point",
-    [
-        pytest.param(e, marks=pytest.mark.xfail(strict=True, reason=NOT_YET[e])) if e in NOT_YET else e
-        for e in ENTRY_POINTS
-    ],
-)
+@pytest.mark.parametrize("entry_point", ENTRY_POINTS)
 def test_help_needs_no_torch_diffusers_or_transformers(entry_point):
     cmd = [sys.executable, "-c", BLOCK_HEAVY_IMPORTS, str(ROOT / entry_point), "--help"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT)

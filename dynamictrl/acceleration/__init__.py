@@ -24,11 +24,13 @@ import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
+
+if TYPE_CHECKING:  # torch loads with the first call: scripts/benchmark.py --help stays light
+    import torch
+    from torch import nn
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +60,8 @@ def compile_blocks(
             ``"aot_eager"`` (no code generation; for tests).
         mode: e.g. ``"max-autotune-no-cudagraphs"``; None for the default.
     """
+    import torch
+
     blocks = getattr(model, "transformer_blocks", None)
     if blocks is None or len(blocks) == 0:
         raise ValueError(f"{type(model).__name__} has no transformer_blocks to compile")
@@ -113,6 +117,8 @@ class SDPAKernelProcessor:
 
 def check_attention_backend(backend: str, device: torch.device | str) -> None:
     """Raise :class:`AccelerationUnavailable` if ``backend`` cannot run on ``device`` (ValueError if unknown)."""
+    import torch
+
     if backend not in ATTENTION_BACKENDS:
         raise ValueError(f"unknown attention backend {backend!r}; allowed values are {', '.join(ATTENTION_BACKENDS)}")
     device = torch.device(device)
@@ -217,6 +223,8 @@ def quantize_fp8(model: nn.Module, device: torch.device | str) -> None:
 
     Raises :class:`AccelerationUnavailable` when torchao is missing or the device cannot run float8 matmuls.
     """
+    import torch
+
     device = torch.device(device)
     if device.type != "cuda" or not torch.cuda.is_available():
         raise AccelerationUnavailable(f"fp8 needs a CUDA GPU with compute capability >= 8.9 (got {device})")
@@ -247,6 +255,8 @@ def apply_offload(components: dict[str, nn.Module], mode: str, device: torch.dev
     - ``group``: diffusers group offloading, one transformer block at a time, with a CUDA stream to prefetch the
       next block where available.
     """
+    import torch
+
     if mode not in OFFLOAD_MODES:
         raise ValueError(f"unknown offload mode {mode!r}; allowed values are {', '.join(OFFLOAD_MODES)}")
     device = torch.device(device)
@@ -292,6 +302,8 @@ def apply_offload(components: dict[str, nn.Module], mode: str, device: torch.dev
 
 def _fingerprint(value: Any) -> Any:
     """A hashable key for tensors / arrays (by dtype, shape and content), strings and tuples of those."""
+    import torch
+
     if isinstance(value, torch.Tensor):
         data = value.detach().to("cpu").contiguous()
         raw = data.view(torch.uint8).numpy().tobytes() if data.numel() else b""
