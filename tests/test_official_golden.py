@@ -19,6 +19,7 @@ import torch
 from diffusers import CogVideoXDPMScheduler
 from safetensors.torch import load_file
 
+from dynamictrl.models import DynamiCtrlTransformer3DModel
 from dynamictrl.pipelines import DynamiCtrlPipeline
 
 FIXTURES = Path(__file__).parent / "fixtures" / "official-pipeline"
@@ -80,8 +81,6 @@ def assert_close(actual, expected, what, tolerance=TOLERANCE):
 
 def test_folder_loads_with_our_classes(case):
     golden, pipe = case
-    from dynamictrl.models import DynamiCtrlTransformer3DModel
-
     assert type(pipe.transformer) is DynamiCtrlTransformer3DModel
     assert pipe.transformer.config.pose_control == "padaln"
 
