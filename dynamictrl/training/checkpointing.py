@@ -8,14 +8,18 @@ A checkpoint folder ``OUTPUT/checkpoints/checkpoint-<step>/`` holds::
     trainer_state.json      global step, micro-batches consumed (the data position), skipped-clip counts
     config.yaml             the resolved training config
 
-It is written as ``checkpoint-<step>.tmp`` and renamed when complete, so a crash never leaves a half checkpoint
-that ``resume_from: latest`` would pick up. Older checkpoints beyond ``total_limit`` are deleted after the rename.
+Crash safety: a checkpoint is written as ``checkpoint-<step>.tmp``, flushed to disk, and renamed when complete
+(:func:`publish_checkpoint`), so a crash or a kill at any moment never leaves a half checkpoint that
+``resume_from: latest`` would pick up: the previous one stays the latest. ``latest`` also only takes folders holding
+``trainer_state.json`` (written last). Older checkpoints beyond ``total_limit`` and leftover ``.tmp`` folders of a
+crashed save are deleted after the rename.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import shutil
 from pathlib import Path
@@ -39,12 +43,47 @@ def checkpoint_dir(output_dir: str | Path) -> Path:
 
 
 def list_checkpoints(output_dir: str | Path) -> list[Path]:
-    """Complete checkpoints of a run, oldest first (``.tmp`` folders are ignored)."""
+    """Complete checkpoints of a run, oldest first (``.tmp`` folders and folders without ``trainer_state.json``,
+    which is written last, are ignored)."""
     folder = checkpoint_dir(output_dir)
     if not folder.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if p.is_dir() and (m := CHECKPOINT_RE.match(p.name))]
+    found = [
+        (int(m.group(1)), p)
+        for p in folder.iterdir()
+        if p.is_dir() and (m := CHECKPOINT_RE.match(p.name)) and (p / TRAINER_STATE).is_file()
+    ]
     return [p for _, p in sorted(found)]
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish_checkpoint(tmp: str | Path, final: str | Path) -> Path:
+    """Make the complete checkpoint folder ``tmp`` appear as ``final`` atomically (main process only).
+
+    Every file is flushed to disk before the rename and the rename itself after, so even a power cut leaves either
+    the old state or the whole new checkpoint. An existing ``final`` (a resumed run saving the same step again) is
+    moved aside first and deleted only once the new one is in place."""
+    tmp, final = Path(tmp), Path(final)
+    for path in sorted(tmp.rglob("*")):
+        if path.is_file():
+            _fsync(path)
+    old = final.with_name(final.name + ".old.tmp")
+    if old.exists():
+        shutil.rmtree(old)
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    _fsync(final.parent)
+    if old.exists():
+        shutil.rmtree(old)
+    return final
 
 
 def resolve_resume(resume_from: str | None, output_dir: str | Path) -> Path | None:
@@ -62,12 +101,19 @@ def resolve_resume(resume_from: str | None, output_dir: str | Path) -> Path | No
 
 
 def prune_checkpoints(output_dir: str | Path, total_limit: int | None) -> list[Path]:
-    """Delete the oldest checkpoints so at most ``total_limit`` remain; returns the deleted folders."""
-    if total_limit is None:
-        return []
-    found = list_checkpoints(output_dir)
-    removed = found[: max(0, len(found) - total_limit)]
+    """Delete the oldest checkpoints so at most ``total_limit`` remain, and the ``.tmp`` folders a crashed save left
+    behind (call it right after :func:`publish_checkpoint`); returns the deleted folders."""
+    folder = checkpoint_dir(output_dir)
+    removed = sorted(folder.glob("checkpoint-*.tmp")) if folder.is_dir() else []
     for path in removed:
+        shutil.rmtree(path)
+        logger.info("removed the incomplete checkpoint %s (an interrupted save)", path)
+    if total_limit is None:
+        return removed
+    found = list_checkpoints(output_dir)
+    old = found[: max(0, len(found) - total_limit)]
+    removed += old
+    for path in old:
         shutil.rmtree(path)
         logger.info("removed old checkpoint %s", path)
     return removed

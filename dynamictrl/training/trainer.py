@@ -29,13 +29,14 @@ from .checkpointing import (
     full_state_dict,
     list_checkpoints,
     prune_checkpoints,
+    publish_checkpoint,
     read_trainer_state,
     register_hooks,
     resolve_resume,
     save_transformer,
 )
 from .config import Config, save_config, to_yaml
-from .engines import accelerator_kwargs_handlers, enable_fsdp_on_cpu_ranks
+from .engines import accelerator_kwargs_handlers, enable_fsdp_on_cpu_ranks, relink_lr_scheduler
 from .outputs import save_tiny_base, write_checkpoint_info, write_final_info
 from .spec import DynamiCtrlSpec, load_components, resolve_reference_scaling, step_generator
 
@@ -218,6 +219,7 @@ class Trainer:
 
         if resume is not None:
             accelerator.load_state(str(resume))
+            relink_lr_scheduler(self.transformer, self.lr_scheduler)  # ZeRO-Offload: else the LR freezes
             state = read_trainer_state(resume)
             self.global_step = state["global_step"]
             self.micro_batches = state["micro_batches"]
@@ -386,11 +388,7 @@ class Trainer:
             (tmp / TRAINER_STATE).write_text(json.dumps(state, indent=2))
             save_config(self.cfg, tmp / "config.yaml")
             write_checkpoint_info(self.cfg, tmp, self.base_dir, self.global_step)
-            if final.exists():
-                import shutil
-
-                shutil.rmtree(final)
-            tmp.rename(final)
+            publish_checkpoint(tmp, final)  # flushed, then renamed: a crash leaves the previous latest
             prune_checkpoints(self.output_dir, self.cfg.checkpoint.total_limit)
             logger.info("saved checkpoint %s", final)
         accelerator.wait_for_everyone()
