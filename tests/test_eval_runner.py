@@ -117,7 +117,7 @@ def test_weights_recorded_and_lpips_fvd_computed(mini_set, tmp_path):
     torch.save({f"lin{k}.model.1.weight": torch.rand(1, c, 1, 1) for k, c in enumerate((64, 128, 256, 512, 512))},
                wdir / "vgg.pth")
     torch.save(random_state(InceptionI3D()), wdir / "i3d_pretrained_400.pt")
-    cfg = EvalConfig(weights_dir=wdir, disco_size=64, fvd_size=32, show_progress=False)
+    cfg = EvalConfig(weights_dir=wdir, disco_size=64, input_sizes={"fvd": 32}, show_progress=False)
     res = evaluate(mini_set / "gt", mini_set / "pred", ["repeat-reference"], cfg)
     assert res["weights"] == {f: sha256_file(wdir / f) for f in ("i3d_pretrained_400.pt", "vgg.pth",
                                                                    "vgg16-397923af.pth")}
@@ -143,10 +143,11 @@ def test_mismatched_frames_and_size_name_the_file(mini_set, tmp_path):
     for name in NAMES:
         v, *_ = make_clip(name)
         write_video(big / f"{name}.mp4", np.repeat(np.repeat(v, 2, axis=1), 2, axis=2), lossless=True)
-    with pytest.raises(ValueError, match=r"big/clip_a\.mp4: frame size 64x64.*is 32x32"):
-        evaluate(mini_set / "gt", big, cfg=EvalConfig(show_progress=False))
-    res = evaluate(mini_set / "gt", big, cfg=EvalConfig(resize_pred=True, profiles=("clean",), show_progress=False))
+    with pytest.raises(ValueError, match=r"big/clip_a\.mp4: frame size 64x64.*is 32x32.*--no-resize-pred"):
+        evaluate(mini_set / "gt", big, cfg=EvalConfig(resize_pred=False, show_progress=False))
+    res = evaluate(mini_set / "gt", big, cfg=EvalConfig(profiles=("clean",), show_progress=False))  # the default
     assert res["sources"]["pred"]["clean"]["psnr"] > 20  # upsampled then resized back: close to the truth
+    assert any("2 prediction(s) resized" in note and "big/clip_a.mp4 (64x64)" in note for note in res["notes"])
 
     with pytest.raises(FileNotFoundError, match=r"missing/clip_a\.mp4"):
         evaluate(mini_set / "gt", tmp_path / "missing", cfg=EvalConfig(show_progress=False))

@@ -1,4 +1,4 @@
-"""Evaluation harness: the paper's metrics in the ``disco`` and ``clean`` profiles (see EVAL_PROTOCOL.md) and
+"""Evaluation harness: the paper's metrics in the ``disco`` and ``clean`` profiles (see docs/evaluation.md) and
 download-free metrics for the synthetic puppet world. Entry points: :func:`dynamictrl.eval.runner.evaluate` and
 ``scripts/evaluate.py``. Names are imported on first use (:mod:`dynamictrl._lazy`): ``--help`` needs no torch."""
 

@@ -1,13 +1,14 @@
 """Per-frame image metrics (L1, SSIM, PSNR, PSNR*, legacy uint8 PSNR) in the ``disco`` and ``clean`` profiles.
 
-See ``EVAL_PROTOCOL.md``. ``disco`` reproduces DisCo's ``tool/metrics`` definitions (the protocol behind the
-published TikTok tables); ``clean`` is what a careful user expects. All functions take uint8 RGB frames.
+The protocol is described in ``docs/evaluation.md``. ``disco`` reproduces DisCo's ``tool/metrics`` definitions
+(the protocol behind the published TikTok tables); ``clean`` is what a careful user expects. All functions take
+uint8 RGB frames.
 
 | metric | disco | clean |
 |---|---|---|
 | L1 | mean abs error on 0-255, divided by H*W | mean abs error on [0, 1] |
 | SSIM | scikit-image, greyscale uint8, uniform 7x7, data range 255 | RGB, Gaussian 11x11 (sigma 1.5), [0, 1], torchmetrics' reflect-padded borders |
-| PSNR* / PSNR | 20 log10(255 / sqrt(MSE)), float64, 100 when MSE = 0 | 10 log10(1 / MSE) on [0, 1], inf when MSE = 0 |
+| PSNR* / PSNR | per frame: 20 log10(255 / sqrt(MSE)), float64, 100 when MSE = 0 | per video: 10 log10(1 / MSE) on [0, 1] with the MSE averaged over the video's frames, inf only when every frame is identical |
 | PSNR (legacy) | MSE on uint8 arrays (wraps modulo 256) | not reported |
 """
 
@@ -78,14 +79,26 @@ def l1(gt: np.ndarray, pred: np.ndarray, profile: str = "disco") -> float:
     return mean_abs / 255.0
 
 
+def mse_clean(gt: np.ndarray, pred: np.ndarray) -> float:
+    """Mean squared error of one frame pair on [0, 1]."""
+    _check_pair(gt, pred)
+    return float(np.mean((gt.astype(np.float64) / 255.0 - pred.astype(np.float64) / 255.0) ** 2))
+
+
+def psnr_from_mse(mse: float) -> float:
+    """10 log10(1 / MSE) for an MSE on [0, 1]; inf when the MSE is 0."""
+    return math.inf if mse == 0 else 10.0 * math.log10(1.0 / mse)
+
+
 def psnr(gt: np.ndarray, pred: np.ndarray, profile: str = "disco") -> float:
-    """PSNR of one frame pair: ``disco`` is PSNR* (100 when identical), ``clean`` is on [0, 1] (inf when identical)."""
+    """PSNR of one frame pair: ``disco`` is PSNR* (100 when identical), ``clean`` is on [0, 1] (inf when identical).
+
+    The ``clean`` profile reports a video's PSNR from its mean MSE (:func:`pool_video`), not the mean of this."""
     _check_pair(gt, pred)
     if check_profile(profile) == "disco":
         mse = float(np.mean((gt.astype(np.float64) - pred.astype(np.float64)) ** 2))
         return 100.0 if mse == 0 else 20.0 * math.log10(255.0 / math.sqrt(mse))
-    mse = float(np.mean((gt.astype(np.float64) / 255.0 - pred.astype(np.float64) / 255.0) ** 2))
-    return math.inf if mse == 0 else 10.0 * math.log10(1.0 / mse)
+    return psnr_from_mse(mse_clean(gt, pred))
 
 
 def psnr_legacy_uint8(gt: np.ndarray, pred: np.ndarray) -> float:
@@ -149,24 +162,44 @@ def ssim(gt: np.ndarray, pred: np.ndarray, profile: str = "disco") -> float:
 
 # ---------------------------------------------------------------- per-video
 
+#: Metrics of each profile pooled over frames: their dataset value is the mean over all frames of all videos.
+FRAME_POOLED = {"disco": ("l1", "ssim", "psnr_star", "psnr_legacy"), "clean": ("l1", "ssim")}
+#: Metrics pooled per video: one value per video, and their dataset value is the mean over videos.
+VIDEO_POOLED = {"disco": (), "clean": ("psnr",)}
+
 
 def frame_metrics(gt: np.ndarray, pred: np.ndarray, profile: str) -> dict[str, np.ndarray]:
-    """Per-frame L1 / SSIM / PSNR(s) of two (T, H, W, 3) uint8 videos (already preprocessed for the profile).
+    """Per-frame values of two (T, H, W, 3) uint8 videos (already preprocessed for the profile).
 
     Returns arrays of shape (T,) keyed by metric name: ``disco`` gives l1, ssim, psnr_star, psnr_legacy;
-    ``clean`` gives l1, ssim, psnr.
+    ``clean`` gives l1, ssim and mse (the per-frame MSE on [0, 1] that the video's PSNR is computed from,
+    see :func:`video_metrics`).
     """
     _check_pair(gt, pred)
     check_profile(profile)
-    out: dict[str, list[float]] = {"l1": [], "ssim": []}
-    psnr_key = "psnr_star" if profile == "disco" else "psnr"
-    out[psnr_key] = []
-    if profile == "disco":
-        out["psnr_legacy"] = []
+    keys = ("l1", "ssim", "psnr_star", "psnr_legacy") if profile == "disco" else ("l1", "ssim", "mse")
+    out: dict[str, list[float]] = {k: [] for k in keys}
     for g, p in zip(gt, pred):
         out["l1"].append(l1(g, p, profile))
         out["ssim"].append(ssim(g, p, profile))
-        out[psnr_key].append(psnr(g, p, profile))
         if profile == "disco":
+            out["psnr_star"].append(psnr(g, p, profile))
             out["psnr_legacy"].append(psnr_legacy_uint8(g, p))
+        else:
+            out["mse"].append(mse_clean(g, p))
     return {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
+
+
+def pool_video(per_frame: dict[str, np.ndarray], profile: str) -> dict[str, float]:
+    """One value per metric for a whole video from :func:`frame_metrics`' output: the frame mean of the
+    frame-pooled metrics, and for ``clean`` the PSNR of the mean MSE over the video's frames (so one identical
+    frame does not make a video's PSNR infinite)."""
+    out = {k: float(np.mean(per_frame[k])) for k in FRAME_POOLED[check_profile(profile)]}
+    if profile == "clean":
+        out["psnr"] = psnr_from_mse(float(np.mean(per_frame["mse"])))
+    return out
+
+
+def video_metrics(gt: np.ndarray, pred: np.ndarray, profile: str) -> dict[str, float]:
+    """L1 / SSIM / PSNR(s) of a whole (T, H, W, 3) uint8 video pair, pooled as the profile defines."""
+    return pool_video(frame_metrics(gt, pred, profile), profile)

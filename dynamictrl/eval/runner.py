@@ -5,9 +5,13 @@ Ground truth uses the official / synthetic-world layout: ``videos/NAME.mp4`` and
 (``NAME.mp4#####caption``) and ``meta.jsonl`` (one JSON object per clip with ``name`` and ``background``).
 Predictions are ``PRED/NAME.mp4`` or ``PRED/videos/NAME.mp4``.
 
-Image metrics are averaged over all frames of all videos (the protocol's convention); distribution metrics
-(FID-VID, FVD, FID) compare the prediction and ground-truth feature sets. Metrics whose weight files are absent
-are skipped and listed, with the reason, in the table's notes and the JSON's ``skipped``.
+Pooling (``docs/evaluation.md``): per-frame image metrics (L1, SSIM, PSNR*, LPIPS) are averaged over all frames
+of all videos, the protocol's convention, so longer videos weigh more; the ``clean`` PSNR is one value per video
+(from the video's mean MSE) averaged over videos. Distribution metrics compare the prediction and ground-truth
+feature sets: one feature per video for FID-VID and FVD, one per frame for FID. A prediction whose frame size
+differs from the ground truth's is resized to it (bilinear), as the protocol does, and named in the notes
+(``resize_pred=False`` refuses it instead). Metrics whose weight files are absent are skipped and listed, with the
+reason, in the table's notes and the JSON's ``skipped``.
 """
 
 from __future__ import annotations
@@ -27,9 +31,18 @@ from dynamictrl.data.io import read_video
 from . import synthetic_metrics as sm
 from .baselines import check_baseline, make_baseline
 from .frechet import frechet_distance
-from .image_metrics import DISCO_SIZE, check_profile, disco_preprocess, frame_metrics, resize_frames
+from .image_metrics import (
+    DISCO_SIZE,
+    FRAME_POOLED,
+    VIDEO_POOLED,
+    check_profile,
+    disco_preprocess,
+    frame_metrics,
+    pool_video,
+    resize_frames,
+)
 from .lpips import LPIPS, lpips_per_frame
-from .video_metrics import FIDVID_SIZE, FVD_SIZE, fid_features, fidvid_features, fvd_features, load_backbone
+from .video_metrics import PROTOCOL_INPUT_SIZES, fid_features, fidvid_features, fvd_features, load_backbone
 from .weights import MissingWeightError, weights_dir_from
 
 logger = logging.getLogger(__name__)
@@ -52,22 +65,20 @@ DISTRIBUTION_METRICS = ("fid_vid", "fvd", "fid")
 
 @dataclass
 class EvalConfig:
-    """Options of one evaluation run. The backbone input sizes exist so tests can run tiny inputs; keep the
-    defaults (the protocol's) for any reported number."""
+    """Options of one evaluation run. ``input_sizes`` overrides the backbones' input sizes ({"fid_vid": 32, ...})
+    for quick checks on small inputs; keep the protocol's (the default) for any reported number."""
 
     profiles: tuple[str, ...] = ("disco", "clean")
     weights_dir: str | Path | None = None
     masks_dir: str | Path | None = None
     prompts_file: str | Path | None = None
-    resize_pred: bool = False
+    resize_pred: bool = True
     disco_size: int = DISCO_SIZE
     drift_clip_frames: int = 16
     silhouette_threshold: float = 32 / 255
     palette_tolerance: float = 48.0
     device: str = "cpu"
-    fidvid_size: int = FIDVID_SIZE
-    fvd_size: int = FVD_SIZE
-    fid_size: int = 299
+    input_sizes: dict[str, int] = field(default_factory=dict)
     show_progress: bool = True
     notes: list[str] = field(default_factory=list)
 
@@ -75,6 +86,10 @@ class EvalConfig:
         self.profiles = tuple(check_profile(p) for p in self.profiles)
         if not self.profiles:
             raise ValueError("at least one profile is needed; allowed: ['disco', 'clean']")
+        for kind, size in self.input_sizes.items():
+            if kind not in PROTOCOL_INPUT_SIZES or int(size) < 1:
+                raise ValueError(f"input size {kind}={size}: expected one of {sorted(PROTOCOL_INPUT_SIZES)} and N >= 1")
+        self.input_sizes = {**PROTOCOL_INPUT_SIZES, **{k: int(v) for k, v in self.input_sizes.items()}}
 
 
 # ---------------------------------------------------------------- inputs
@@ -145,13 +160,14 @@ def named_background_colors(record: dict | None) -> list[list[int]]:
     return colors
 
 
-def _check_same(ref: np.ndarray, other: np.ndarray, ref_path: Path, other_path: Path, what: str) -> None:
+def _check_same(ref: np.ndarray, other: np.ndarray, ref_path: Path, other_path: Path, what: str,
+                size_hint: str = "the same frame size is needed") -> None:
     if len(other) != len(ref):
         raise ValueError(f"{other_path}: {len(other)} frames, but the ground truth {ref_path} has {len(ref)} ({what})")
     if other.shape[1:3] != ref.shape[1:3]:
         raise ValueError(
             f"{other_path}: frame size {other.shape[2]}x{other.shape[1]} (WxH), but the ground truth {ref_path} is "
-            f"{ref.shape[2]}x{ref.shape[1]} ({what}; pass --resize-pred to resize predictions as the disco protocol does)"
+            f"{ref.shape[2]}x{ref.shape[1]} ({what}; {size_hint})"
         )
 
 
@@ -179,7 +195,7 @@ class _Backbones:
                 logger.warning("skipping %s: %s", kind, err)
                 return None
             if kind == "fid":
-                model.input_size = self.cfg.fid_size
+                model.input_size = self.cfg.input_sizes["fid"]
             self.models[kind] = model.to(self.cfg.device).eval()
             self.hashes.update(hashes)
         return self.models[kind]
@@ -226,12 +242,14 @@ def evaluate(gt_dir: str | Path, pred_dir: str | Path | None = None, baselines=(
     backbones = _Backbones(cfg)
 
     per_frame = {lab: {p: defaultdict(list) for p in cfg.profiles} for lab in sources}  # metric -> [(T,) arrays]
+    per_video_values = {lab: {p: defaultdict(list) for p in cfg.profiles} for lab in sources}  # metric -> [floats]
     feats = {lab: {p: defaultdict(list) for p in cfg.profiles} for lab in [*sources, "gt"]}
     synthetic = {lab: defaultdict(list) for lab in sources}
     per_video = {lab: {} for lab in sources}
     resolutions = {p: set() for p in cfg.profiles}
     total_frames = 0
     videos_without_mask = []
+    resized = []
     notes = list(cfg.notes)
 
     for name in tqdm(names, desc="evaluating", disable=not cfg.show_progress):
@@ -261,21 +279,27 @@ def evaluate(gt_dir: str | Path, pred_dir: str | Path | None = None, baselines=(
                 path = pred_paths[label][name]
                 pred, _ = read_video(path)
                 if cfg.resize_pred and len(pred) == len(gt) and pred.shape[1:3] != gt.shape[1:3]:
-                    pred = resize_frames(pred, gt.shape[1], gt.shape[2])
+                    resized.append(f"{path} ({pred.shape[2]}x{pred.shape[1]})")
+                    pred = resize_frames(pred, gt.shape[1], gt.shape[2])  # bilinear, as the protocol does
             else:
                 path = Path(f"<baseline {src}>")
                 pred = make_baseline(src, gt_dir, name, len(gt), gt.shape[1], gt.shape[2])
-            _check_same(gt, pred, gt_path, path, "prediction")
+            _check_same(gt, pred, gt_path, path, "prediction",
+                        "resizing was turned off by --no-resize-pred; without it the prediction is resized")
             video_out: dict = {"frames": len(gt), "prompt": prompts.get(name)}
             for p in cfg.profiles:
                 pred_p = disco_preprocess(pred, cfg.disco_size) if p == "disco" else pred
-                metrics = frame_metrics(gt_by_profile[p], pred_p, p)
+                frames = frame_metrics(gt_by_profile[p], pred_p, p)
+                video_out[p] = pool_video(frames, p)
+                for key in FRAME_POOLED[p]:
+                    per_frame[label][p][key].append(frames[key])
+                for key in VIDEO_POOLED[p]:
+                    per_video_values[label][p][key].append(video_out[p][key])
                 lpips_model = backbones.get("lpips")
                 if lpips_model is not None:
-                    metrics["lpips"] = lpips_per_frame(lpips_model, gt_by_profile[p], pred_p, p)
-                for key, values in metrics.items():
-                    per_frame[label][p][key].append(values)
-                video_out[p] = {k: float(np.mean(v)) for k, v in metrics.items()}
+                    lp = lpips_per_frame(lpips_model, gt_by_profile[p], pred_p, p)
+                    per_frame[label][p]["lpips"].append(lp)
+                    video_out[p]["lpips"] = float(np.mean(lp))
                 _add_features(feats[label][p], pred_p, backbones, cfg)
             syn = _synthetic(gt, pred, mask, background, named_colors, cfg)
             for key, value in syn.items():
@@ -287,6 +311,14 @@ def evaluate(gt_dir: str | Path, pred_dir: str | Path | None = None, baselines=(
         notes.append(f"no person mask in {masks_dir} for {len(videos_without_mask)} of {len(names)} videos "
                      f"({', '.join(videos_without_mask[:5])}{'...' if len(videos_without_mask) > 5 else ''}): "
                      "foreground/background, silhouette, background and drift metrics skipped for them")
+    off_protocol = {k: v for k, v in cfg.input_sizes.items() if v != PROTOCOL_INPUT_SIZES[k] and k in backbones.models}
+    if off_protocol:
+        notes.append("backbone input sizes changed from the protocol's "
+                     + ", ".join(f"{k} {v} (protocol {PROTOCOL_INPUT_SIZES[k]})" for k, v in off_protocol.items())
+                     + ": those values are not comparable with published numbers")
+    if resized:
+        notes.append(f"{len(resized)} prediction(s) resized (bilinear) to the ground truth's frame size: "
+                     f"{', '.join(resized[:5])}{'...' if len(resized) > 5 else ''}")
     results = {
         "gt_dir": str(gt_dir),
         "profiles": {},
@@ -294,6 +326,7 @@ def evaluate(gt_dir: str | Path, pred_dir: str | Path | None = None, baselines=(
         "videos": len(names),
         "frame_count": total_frames,
         "weights": dict(sorted(backbones.hashes.items())),
+        "input_sizes": dict(cfg.input_sizes),
         "skipped": {},
         "notes": notes,
     }
@@ -313,6 +346,7 @@ def evaluate(gt_dir: str | Path, pred_dir: str | Path | None = None, baselines=(
         entry = {"source": str(sources[label]), "per_video": per_video[label]}
         for p in cfg.profiles:
             agg = {k: float(np.mean(np.concatenate(v))) for k, v in per_frame[label][p].items()}
+            agg.update({k: float(np.mean(v)) for k, v in per_video_values[label][p].items()})
             for kind in DISTRIBUTION_METRICS:
                 if kind in backbones.skipped:
                     continue
@@ -340,9 +374,9 @@ def _add_features(store: dict, frames: np.ndarray, backbones: _Backbones, cfg: E
         if model is None:
             continue
         if kind == "fid_vid":
-            store[kind].append(fidvid_features(model, frames, cfg.fidvid_size))
+            store[kind].append(fidvid_features(model, frames, cfg.input_sizes["fid_vid"]))
         elif kind == "fvd":
-            store[kind].append(fvd_features(model, frames, cfg.fvd_size))
+            store[kind].append(fvd_features(model, frames, cfg.input_sizes["fvd"]))
         else:
             store[kind].extend(fid_features(model, frames))
 

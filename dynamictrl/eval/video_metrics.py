@@ -1,7 +1,8 @@
 """Feature extraction for the distribution metrics: FID-VID (3D ResNet-50), FVD (I3D) and FID (Inception).
 
-Preprocessing follows ``EVAL_PROTOCOL.md``; the sizes are arguments only so tests can run tiny inputs, and
-default to the protocol's (112 for FID-VID, 224 for FVD, 299 inside the Inception model).
+Preprocessing follows the protocol described in ``docs/evaluation.md``. The input sizes are arguments (and
+``scripts/evaluate.py --input-size``) only for quick checks and tests on small inputs; they default to the
+protocol's (:data:`PROTOCOL_INPUT_SIZES`), and numbers computed at other sizes are not comparable.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from .weights import load_into, load_state_dict_file, resolve_weight, sha256_fil
 CLIP_FRAMES = 16
 FIDVID_SIZE = 112
 FVD_SIZE = 224
+FID_SIZE = 299
+#: The protocol's backbone input sizes (square, pixels) of each distribution metric.
+PROTOCOL_INPUT_SIZES = {"fid_vid": FIDVID_SIZE, "fvd": FVD_SIZE, "fid": FID_SIZE}
 
 
 def _resize_bicubic(frames: np.ndarray, size: int) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Metric weight files: where they live, how they are loaded, and how they are fingerprinted.
 
 None of the backbone weights can be downloaded by this package. Users place the published files in one
-directory and point at it with ``--weights-dir`` or the ``DYNAMICTRL_METRIC_WEIGHTS`` environment variable.
+directory and point at it with ``--weights-dir`` or the ``DYNAMICTRL_METRIC_WEIGHTS`` environment variable
+(the table of files and sources is in ``docs/evaluation.md``).
 """
 
 from __future__ import annotations

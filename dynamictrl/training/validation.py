@@ -82,14 +82,14 @@ def sample_validation_clip(trainer) -> np.ndarray:
 
 
 def clip_metrics(pred: np.ndarray, target_path: str, height: int, width: int) -> dict[str, float]:
-    """Mean per-frame L1 / SSIM / PSNR ([0, 1] 'clean' profile) of a sampled clip against a target video."""
-    from ..eval.image_metrics import frame_metrics
+    """L1 / SSIM / PSNR of a sampled clip against a target video, pooled as the 'clean' profile does."""
+    from ..eval.image_metrics import video_metrics
 
     target, _ = read_video(target_path)
     target = resize_and_center_crop(target[: len(pred)], height, width)
     if len(target) < len(pred):
         raise ValueError(f"validation.target {target_path} has {len(target)} frames; {len(pred)} were sampled")
-    return {f"val/{k}": float(np.mean(v)) for k, v in frame_metrics(target, pred, "clean").items()}
+    return {f"val/{k}": v for k, v in video_metrics(target, pred, "clean").items()}
 
 
 def run_validation(trainer) -> dict[str, Any] | None:
