@@ -131,6 +131,32 @@ def test_frame_pooled_and_video_pooled_metrics_told_apart_by_clip_lengths(tmp_pa
     assert out["clean"]["psnr"] == pytest.approx((psnr10 + psnr_b) / 2, abs=1e-9)
 
 
+def test_runner_pools_fidvid_per_video_and_fid_per_frame(tmp_path, monkeypatch):
+    from dynamictrl.eval import runner
+    from dynamictrl.eval.weights import MissingWeightError
+
+    def stand_in(kind, weights_dir):
+        if kind == "fvd":
+            raise MissingWeightError("no FVD stand-in in this test")
+        return LinearStandIn(), {f"{kind}-stand-in": "0"}
+
+    monkeypatch.setattr(runner, "load_backbone", stand_in)
+    videos = {
+        "a": (constant_frames([100] * 2, 16, 16), constant_frames([110] * 2, 16, 16)),
+        "b": (constant_frames([100] * 6, 16, 16), constant_frames([100] + [120] * 5, 16, 16)),
+    }
+    gt, pred = write_set(tmp_path, videos)
+    out = evaluate(gt, pred, cfg=EvalConfig(profiles=("clean",), show_progress=False))["sources"]["pred"]["clean"]
+    # FID-VID, one vector per video (16-frame segment, padded): pred 110 and (100 + 15 * 120) / 16 = 118.75, gt 100
+    # and 100, minus the same mean. d^2 = |114.375 - 100|^2 + var(110, 118.75) (N - 1), per channel, x 3 channels
+    assert out["fid_vid"] == pytest.approx(3 * (14.375**2 + 8.75**2 / 2), rel=1e-9)
+    # FID, one vector per frame on [0, 1]: the 8 prediction frames against the 8 ground-truth frames
+    pred_rows = np.repeat(np.array([110, 110, 100, 120, 120, 120, 120, 120])[:, None] / 255, 3, axis=1)
+    assert out["fid"] == pytest.approx(
+        frechet_distance(pred_rows, np.full((8, 3), 100 / 255))[0], rel=1e-6
+    )  # float32 frames
+
+
 def run_evaluate_cli(*args):
     env = {k: v for k, v in os.environ.items() if k != "DYNAMICTRL_METRIC_WEIGHTS"}
     proc = subprocess.run(
