@@ -224,6 +224,7 @@ def add_generation_args(parser: argparse.ArgumentParser) -> None:
         help="person-mask video for the output (colour matching; with --mask, masks chained references)",
     )
     group.add_argument("--save-frames", action="store_true", help="also write OUT.png: reference | pose | result rows")
+    group.add_argument("--save-pose", action="store_true", help="also write OUT_pose.mp4: the pose video animated")
 
 
 def add_long_video_args(parser: argparse.ArgumentParser) -> None:
@@ -258,8 +259,9 @@ def load_prompts(args: argparse.Namespace) -> PromptSchedule:
     return PromptSchedule.coerce(args.prompt or "")
 
 
-def animate(args: argparse.Namespace) -> Path:
-    """Run a generation from parsed arguments; returns the output path (prints where it went and how long it took)."""
+def animate(args: argparse.Namespace, loaded: LoadedPipeline | None = None) -> Path:
+    """Run a generation from parsed arguments; returns the output path (prints where it went and how long it took).
+    ``loaded``: the pipeline the model arguments name, already loaded (the web app keeps one between requests)."""
     from dynamictrl.data.io import make_contact_sheet, video_fps, write_image, write_video
     from dynamictrl.pose.inputs import load_pose_input
 
@@ -273,9 +275,8 @@ def animate(args: argparse.Namespace) -> Path:
         return load_pipeline(model, args.transformer, device, dtype, args.offload, args.scheduler, args.vae_tiling)
 
     # Every input is read and checked before the weights load: a mistyped path costs a second, not minutes.
-    loaded = None
     if model is None:  # random tiny components are built in memory: nothing to load
-        loaded = load()
+        loaded = loaded or load()
         geometry = ModelGeometry.from_pipeline(loaded.pipe)
     else:
         geometry = ModelGeometry.from_folder(model, args.transformer)
@@ -345,6 +346,8 @@ def animate(args: argparse.Namespace) -> Path:
     if args.save_frames:
         sheet = write_image(out.with_suffix(".png"), make_contact_sheet(reference, poses, result.frames))
         print(f"contact sheet (reference | pose | result): {sheet}")
+    if args.save_pose:  # after fitting (retargeting, reference pose first, --max-frames), at the output size
+        print(f"pose video used: {write_video(out.with_name(out.stem + '_pose.mp4'), poses, fps=fps)}")
     if clips_dir is not None:
         print(f"clips: {clips_dir}/")
     print(f"wrote {out} in {elapsed:.1f} s")
