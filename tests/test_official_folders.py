@@ -122,28 +122,32 @@ def result_frames_of_contact_sheet(path: Path, height: int, width: int) -> np.nd
 def test_script_model_folder_reproduces_official_frames(tmp_path, script, variant, naming):
     """``infer.py`` / ``sample_long.py --model FOLDER`` (seed only, no initial latents): the frames written are the
     official seed-only latents decoded, to the uint8 step (checked on the lossless PNG sheet; the MP4 is H.264)."""
-    golden = Golden(variant)
-    call = golden.call
     folder = make_folder(tmp_path, variant, naming)
+    assert_script_reproduces_official_frames(tmp_path, script, Golden(variant), ["--model", str(folder)])
+
+
+def test_infer_plain_base_with_release_folder_as_transformer_reproduces_official_frames(tmp_path):
+    """``--model BASE --transformer RELEASE``: the release folder stands for its transformer/."""
+    base = make_plain_cogvideox_folder(tmp_path)
+    model_args = ["--model", str(base), "--transformer", str(FIXTURES / "v10")]
+    assert_script_reproduces_official_frames(tmp_path, "infer.py", Golden("v10"), model_args)
+
+
+def assert_script_reproduces_official_frames(tmp_path, script: str, golden: Golden, model_args: list[str]) -> None:
+    call = golden.call
     write_image(tmp_path / "ref.png", golden.inputs["image"].numpy())
     write_video(tmp_path / "pose.mp4", golden.inputs["pose"].numpy(), lossless=True)
     out = tmp_path / "out.mp4"
-    argv = ["--model", str(folder), "--ref", str(tmp_path / "ref.png"), "--pose", str(tmp_path / "pose.mp4")]
+    argv = [*model_args, "--ref", str(tmp_path / "ref.png"), "--pose", str(tmp_path / "pose.mp4")]
     argv += ["--pose-kind", "rendered", "--prompt", call["prompt"], "--steps", str(call["steps"])]
-    argv += [
-        "--guidance",
-        str(call["guidance_scale"]),
-        "--seed",
-        str(call["seed"]),
-        "--clip-frames",
-        str(call["num_frames"]),
-    ]
-    argv += ["--height", str(call["height"]), "--width", str(call["width"]), "--out", str(out), "--save-frames"]
+    argv += ["--guidance", str(call["guidance_scale"]), "--seed", str(call["seed"])]
+    argv += ["--clip-frames", str(call["num_frames"]), "--height", str(call["height"]), "--width", str(call["width"])]
+    argv += ["--out", str(out), "--save-frames"]
     assert main_of(script)(argv) == 0
     assert out.is_file()
 
     frames = result_frames_of_contact_sheet(out.with_suffix(".png"), call["height"], call["width"])
-    pipe = DynamiCtrlPipeline.from_pretrained(folder)
+    pipe = DynamiCtrlPipeline.from_pretrained(golden.folder)
     with torch.no_grad():
         video = pipe.decode_latents(golden.official["latents_seed_only"])[0, :, : call["num_frames"]]
     expected = pipe.video_processor.postprocess_video(video[None], output_type="np")[0]  # (F, H, W, 3) in [0, 1]
@@ -151,7 +155,7 @@ def test_script_model_folder_reproduces_official_frames(tmp_path, script, varian
     picks = np.unique(np.linspace(0, count - 1, min(6, count)).round().astype(int))  # the sheet's rows
     expected = (expected[picks] * 255).round()
     diff = np.abs(frames.astype(np.float32) - expected).max()
-    assert diff <= 1, f"infer.py frames differ from the official seed-only result by {diff} uint8 steps"
+    assert diff <= 1, f"{script} frames differ from the official seed-only result by {diff} uint8 steps"
 
 
 # ---------------------------------------------------------------- strict loading and the one-line refusal

@@ -90,6 +90,7 @@ def load_pipeline(
     from diffusers import CogVideoXDPMScheduler
 
     from dynamictrl.models import DynamiCtrlTransformer3DModel
+    from dynamictrl.models.checkpoint import resolve_transformer_dir
 
     from .pipeline_dynamictrl import DynamiCtrlPipeline
 
@@ -112,6 +113,7 @@ def load_pipeline(
         ModelGeometry.from_folder(model, transformer)  # every component present, else one line naming the flag
         kwargs = _dtype_kwarg(dtype)
         if transformer is not None:
+            transformer = resolve_transformer_dir(transformer)  # a release folder stands for its transformer/
             kwargs["transformer"] = DynamiCtrlTransformer3DModel.from_pretrained(transformer, **_dtype_kwarg(dtype))
         pipe = DynamiCtrlPipeline.from_pretrained(model, **kwargs)
         source = str(model) + (f" + transformer {transformer}" if transformer else "")
