@@ -191,8 +191,11 @@ def check_train_paths(cfg, read_latents: bool = True) -> None:
         existing_file("data.latents", folder / "index.json", "a latent cache written by tools/prepare_dataset.py")
     else:
         root = existing_dir("data.root", data.root, "a dataset folder with videos/, poses/ and prompts.txt")
-        if not (root / "videos").is_dir():
-            raise UserError(f"data.root {root} has no videos/ folder", "a dataset folder with videos/ and poses/")
+        from dynamictrl.data.dataset import list_clips
+
+        with for_flag("data.root", "a dataset folder: videos/, poses/ (one pose video per clip), prompts.txt",
+                      also=(ValueError,)):  # fmt: skip
+            list_clips(root)  # a listing, no video is read
     resume = cfg.checkpoint.resume_from
     if resume not in (None, "latest"):
         existing_dir("checkpoint.resume_from", resume, "a checkpoint folder, or 'latest'")

@@ -52,6 +52,7 @@ def files(tmp_path_factory):
     for folder in ("videos", "poses"):  # the layout animate_dataset checks (its clips are never read here)
         (root / "data" / folder).mkdir(parents=True)
     (root / "data" / "prompts.txt").write_text("a.mp4#####a caption\n")
+    shutil.copy(DEMO / "pose.mp4", root / "data" / "videos" / "a.mp4")  # with no poses/a.mp4
     (root / "prompts.txt").write_text("0\ta red room\n")
     return root
 
@@ -93,6 +94,7 @@ CASES = [
     ("train-config-not-yaml", "scripts/train.py", ["--config", "{files}/notes.txt"], "--config"),
     ("train-unknown-key", "scripts/train.py", [*TRAIN, "train.max_stepz=3"], "train.max_stepz"),
     ("train-missing-data", "scripts/train.py", [*TRAIN, "data.root={files}/missing"], "data.root"),
+    ("train-clip-without-pose", "scripts/train.py", [*TRAIN, "data.root={files}/data"], "data.root"),
     ("train-missing-base-model", "scripts/train.py", [*TRAIN, "model.source=base", "model.base_path={files}/empty"],
      "model.base_path"),
     ("evaluate-gt-is-videos-folder", "scripts/evaluate.py",
@@ -108,6 +110,8 @@ CASES = [
     ("benchmark-bad-frames", "scripts/benchmark.py", ["--frames", "48"], "--frames 48"),
     ("benchmark-unpaired-sizes", "scripts/benchmark.py", ["--height", "32,64", "--width", "32"], "--height"),
     ("benchmark-model-missing-parts", "scripts/benchmark.py", ["--model", "{files}/empty"], "--model"),
+    ("app-missing-model", "scripts/app.py", ["--model", "{files}/missing"], "--model"),
+    ("app-missing-sam-dir", "scripts/app.py", ["--sam-dir", "{files}/missing"], "--sam-dir"),
     ("summarize-no-match", "scripts/summarize_results.py", ["--run", "x={files}/none*.json"], "--run"),
     ("extract-pose-corrupt-video", "tools/extract_pose.py", ["{files}/corrupt.mp4", "--out", "{files}/p.mp4"],
      "video"),
@@ -145,6 +149,9 @@ def load_main(entry_point: str):
 def nothing_loaded(monkeypatch):
     """No model may be built and no connection opened while arguments are being checked."""
     import torch
+
+    import dynamictrl.data.dataset  # noqa: F401  (importing may build small modules, e.g. activations: allowed)
+    import dynamictrl.pipelines.pipeline_dynamictrl  # noqa: F401
 
     def no_model(self, *args, **kwargs):
         raise AssertionError(f"{type(self).__name__} was built before the inputs were checked")
