@@ -166,17 +166,15 @@ def test_loader_refuses_a_transformer_that_does_not_fit_its_base(full_run, tmp_p
     assert "\n" not in str(err.value)
 
 
-def test_check_fit_names_channels_text_width_and_sample_size():
+def test_check_fit_names_latent_channels_and_text_width_and_ignores_vae_sample_size():
     transformer = dict(build_transformer("tiny").config)
     vae = {"latent_channels": 4, "block_out_channels": [8, 8, 16, 16], "sample_height": 64, "sample_width": 64}
     check_fit(transformer, vae, {"d_model": 16})
     with pytest.raises(UserError, match="latent channels: transformer in/out 8/4, VAE latent_channels 16"):
         check_fit(transformer, {**vae, "latent_channels": 16}, {"d_model": 16})
-    with pytest.raises(UserError, match="sample size: .* 32x32 px with this x4 VAE"):
-        check_fit(transformer, {**vae, "block_out_channels": [8, 16, 16]}, {"d_model": 16})
-    check_fit(
-        {**transformer, "use_learned_positional_embeddings": False}, {**vae, "block_out_channels": [8, 16, 16]}, None
-    )
+    with pytest.raises(UserError, match="text width: transformer text_embed_dim 16, T5 d_model 32"):
+        check_fit(transformer, vae, {"d_model": 32})
+    check_fit(transformer, {**vae, "sample_height": 480, "sample_width": 720}, {"d_model": 16})  # tiling defaults
 
 
 def test_export_refuses_a_transformer_that_does_not_fit_the_base(full_run, tmp_path, capsys):

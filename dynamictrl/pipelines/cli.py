@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING
 
 from dynamictrl.cli import for_flag, read_image_arg, read_video_arg
 from dynamictrl.errors import UserError
+from dynamictrl.models.trained import check_folder_fit
 
 from .cli_checks import ModelGeometry, check_generation_args, check_model_sizes
+from .trained import inspect_trained, is_trained_output, load_trained_pipeline
 
 if TYPE_CHECKING:  # torch and diffusers load after the arguments are parsed and checked
     import torch
@@ -74,6 +76,21 @@ def parse_dtype(name: str | None, device: str) -> torch.dtype:
     return table[name]
 
 
+def model_geometry(model: Path, transformer: Path | None = None) -> ModelGeometry:
+    """The sizes of the model that ``--model`` (and ``--transformer``) name, from JSON files only: a pipeline folder,
+    a base folder + transformer (checked to fit its VAE and text encoder), or a training output (``runs/X/final``,
+    a checkpoint)."""
+    if transformer is None and is_trained_output(model):
+        trained = inspect_trained(model)
+        return ModelGeometry.from_configs(trained.transformer_config, trained.vae_config)
+    geometry = ModelGeometry.from_folder(model, transformer)
+    if transformer is not None:
+        folder = Path(transformer).expanduser()
+        folder = folder if (folder / "config.json").is_file() else folder / "transformer"  # a release folder
+        check_folder_fit(folder, model)
+    return geometry
+
+
 def load_pipeline(
     model: str | Path | None = None,
     transformer: str | Path | None = None,
@@ -84,8 +101,9 @@ def load_pipeline(
     vae_tiling: bool = False,
 ) -> LoadedPipeline:
     """Load a diffusers-layout folder (an official DynamiCtrl release, ours, or a base CogVideoX folder with
-    ``transformer`` = DynamiCtrl weights); without ``model``, the embedded tiny model, else random tiny components. ``dtype``: float32 by
-    default. Nothing is downloaded: a missing folder or file raises a :class:`UserError` naming it."""
+    ``transformer`` = DynamiCtrl weights, or a training output: ``runs/X``, ``runs/X/final``, a checkpoint); without
+    ``model``, the embedded tiny model, else random tiny components. ``dtype``: float32 by default. Nothing is
+    downloaded: a missing folder or file raises a :class:`UserError` naming it."""
     import torch
     from diffusers import CogVideoXDPMScheduler
 
@@ -99,6 +117,9 @@ def load_pipeline(
     random_weights = False
     if model is None:
         model = embedded_model_dir()
+    if model is not None:
+        model = Path(model)
+        model_geometry(model, transformer)  # every component present and fitting, else one line naming the flag
     if model is None:
         if transformer is not None:
             raise UserError(
@@ -108,9 +129,11 @@ def load_pipeline(
 
         pipe = DynamiCtrlPipeline(**build_tiny_components())
         source, random_weights = "random tiny components", True
+    elif transformer is None and is_trained_output(model):
+        # runs/X, runs/X/final or a checkpoint: a LoRA or pose-branch checkpoint is joined to its recorded base
+        pipe = load_trained_pipeline(model, dtype=dtype)
+        source = f"{model} (training output)"
     else:
-        model = Path(model)
-        ModelGeometry.from_folder(model, transformer)  # every component present, else one line naming the flag
         kwargs = _dtype_kwarg(dtype)
         if transformer is not None:
             transformer = resolve_transformer_dir(transformer)  # a release folder stands for its transformer/
@@ -281,7 +304,7 @@ def animate(args: argparse.Namespace, loaded: LoadedPipeline | None = None) -> P
         loaded = loaded or load()
         geometry = ModelGeometry.from_pipeline(loaded.pipe)
     else:
-        geometry = ModelGeometry.from_folder(model, args.transformer)
+        geometry = model_geometry(model, args.transformer)
     height, width, clip_frames = check_model_sizes(args, geometry)
     reference = read_image_arg("--ref", args.ref)  # (H, W, 3)
     mask = read_image_arg("--mask", args.mask, mode="L") if args.mask else None
