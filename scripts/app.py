@@ -335,7 +335,9 @@ def build_app(app: argparse.Namespace, animator: Animator | None = None):
         )
         with gr.Row():
             with gr.Column():
-                reference = gr.Image(label="Reference image", type="filepath", sources=["upload"], elem_id="reference")
+                reference = gr.Image(
+                    label="Reference image", type="filepath", sources=["upload"], elem_id="reference", height=240
+                )
                 with gr.Accordion("Person mask (optional)", open=False):
                     mask = gr.Image(label="Person mask", type="filepath", sources=["upload"], image_mode="L")
                     mask_the_person = gr.Checkbox(
@@ -358,7 +360,7 @@ def build_app(app: argparse.Namespace, animator: Animator | None = None):
                         type="array",
                         column_count=2,
                         row_count=2,
-                        label="Leave empty to use the prompt above",
+                        label="Prompts table (leave empty to use the prompt above)",
                     )
                 with gr.Accordion("Settings", open=True):
                     steps = gr.Slider(1, 100, value=10 if tiny else 25, step=1, label="Steps", elem_id="steps")
@@ -373,10 +375,16 @@ def build_app(app: argparse.Namespace, animator: Animator | None = None):
                     pose_style = gr.Radio(["dwpose", "dynamictrl"], value="dwpose", label="Pose style")
                 button = gr.Button("Generate", variant="primary", elem_id="generate")
             with gr.Column():
-                video = gr.Video(label="Result", elem_id="result", interactive=False)
-                sheet = gr.Image(label="Reference | pose | result", type="filepath", interactive=False)
-                pose_used = gr.Video(label="Pose video used (after fitting)", interactive=False)
-                command = gr.Code(label="Reproduce (from the repository root)", language="shell", interactive=False)
+                video = gr.Video(label="Result", elem_id="result", interactive=False, height=360)
+                sheet = gr.Image(label="Reference | pose | result", type="filepath", interactive=False, height=360)
+                pose_used = gr.Video(label="Pose video used (after fitting)", interactive=False, height=240)
+                command = gr.Textbox(
+                    label="Reproduce (from the repository root)",
+                    lines=3,
+                    max_lines=12,
+                    buttons=["copy"],
+                    elem_id="command",
+                )
         gr.Examples(
             [
                 [str(DEMO_DIR / "reference.png"), str(DEMO_DIR / "pose.mp4"), demo_prompt, None],
