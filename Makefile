@@ -25,13 +25,9 @@ app: $(STAMP)
 
 # tests/test_app_browser.py drives Debian's chromium (Playwright cannot download its own here): installed when
 # missing and we are root; otherwise that test skips and says why.
+CHROMIUM_INSTALL := export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; }
 chromium:
-	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "installing Debian's chromium for tests/test_app_browser.py"; \
-	  export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q chromium >/dev/null 2>&1 || \
-	  { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; } || \
-	  echo "chromium could not be installed: tests/test_app_browser.py will skip"; \
-	fi
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then echo "installing Debian's chromium for tests/test_app_browser.py"; $(CHROMIUM_INSTALL) || echo "chromium could not be installed: tests/test_app_browser.py will skip"; fi
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

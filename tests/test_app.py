@@ -59,25 +59,17 @@ def server(app, tmp_path_factory):
 
 
 def generate(client, **changes):
+    """The README's call: files, prompt, steps by name; every other setting keeps the page's default."""
     values = dict(
         reference=handle_file(DEMO / "reference.png"),
         pose=handle_file(DEMO / "pose.mp4"),
         mask=None,
-        mask_the_person=False,
         prompt="a person in a pink shirt, yellow wall",
-        prompts={"headers": TABLE_HEADERS, "data": [[None, None]]},
         steps=2,
-        guidance=3.0,
         seed=7,
-        clip_frames=0,
-        overlap=1,
-        color_match=True,
-        retarget="auto",
-        pose_style="dwpose",
-        max_frames=0,
     )
     values.update(changes)
-    return client.predict(*values.values(), api_name="/generate")
+    return client.predict(**values, api_name="/generate")
 
 
 def video_path(value) -> str:
