@@ -181,6 +181,16 @@ def check_train_paths(cfg, read_latents: bool = True) -> None:
         missing = [part for part in parts if not (base / part).is_dir()]
         if missing:
             raise UserError(f"model.base_path {base} has no {', '.join(missing)}/", "a CogVideoX I2V pipeline folder")
+        if model.source == "base":
+            import json
+
+            from dynamictrl.training.config import check_preset
+
+            config = existing_file("model.base_path", base / "transformer/config.json", "a diffusers transformer")
+            try:
+                check_preset(model, json.loads(config.read_text()), str(config.parent))
+            except ValueError as err:
+                raise UserError(str(err)) from None
     if model.source == "pretrained":
         if model.transformer_path is None:
             raise UserError("model.source=pretrained without model.transformer_path", "a DynamiCtrl transformer folder")

@@ -1,11 +1,13 @@
 """Training config: strict keys, typed values, allowed switches, the shipped configs load and build their models."""
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
-from dynamictrl.training.config import load_config, to_yaml
+from dynamictrl.training.config import check_preset, load_config, to_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_CONFIGS = sorted((REPO / "configs" / "train").glob("*.yaml"))
@@ -57,8 +59,64 @@ def test_overrides_and_yaml_roundtrip(tmp_path):
         cfg.train.max_steps = 3
 
 
+# What docs/training.md says each ablation changes in padaln.yaml (its base), and nothing else.
+DOCUMENTED_DELTAS = {
+    "uvt.yaml": {"model.pose_control": "uvt", "train.output_dir": "runs/uvt"},
+    "cross_attn.yaml": {"model.pose_control": "cross_attn", "train.output_dir": "runs/cross_attn"},
+    "no_text.yaml": {"model.use_text": False, "data.text_dropout_prob": 0.0, "train.output_dir": "runs/no_text"},
+    "masked_background.yaml": {
+        "data.reference_mask_prob": 0.9,
+        "data.text_dropout_prob": 0.05,
+        "train.max_steps": 20000,
+        "train.output_dir": "runs/masked_background",
+    },
+}
+
+
+def _flat(cfg) -> dict:
+    def walk(node, prefix):
+        for key, value in node.items():
+            yield from walk(value, f"{prefix}{key}.") if isinstance(value, dict) else [(prefix + key, value)]
+
+    return dict(walk(OmegaConf.to_container(cfg), ""))
+
+
 def test_every_shipped_config_is_covered():
     assert {p.name for p in TRAIN_CONFIGS} == set(ABLATIONS)
+    assert set(DOCUMENTED_DELTAS) == set(ABLATIONS) - {"padaln.yaml", "tiny_cpu.yaml", "tiny_puppet.yaml"}
+
+
+@pytest.mark.parametrize("name", sorted(DOCUMENTED_DELTAS))
+def test_ablation_config_is_padaln_plus_exactly_its_documented_keys(name):
+    path = REPO / "configs/train" / name
+    assert OmegaConf.load(path).base == "padaln.yaml"  # a delta, not a copy
+    base, ablation = _flat(load_config(REPO / "configs/train/padaln.yaml")), _flat(load_config(path))
+    differ = {key: value for key, value in ablation.items() if value != base[key]}
+    assert differ == DOCUMENTED_DELTAS[name]
+    assert "base" not in OmegaConf.create(to_yaml(load_config(path)))  # the saved config is the resolved one
+
+
+def test_config_base_chain_resolves_relative_to_each_file(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "root.yaml").write_text("data:\n  root: /x\n  num_frames: 9\ntrain:\n  max_steps: 5\n")
+    (tmp_path / "a/mid.yaml").write_text("base: ../root.yaml\ntrain:\n  max_steps: 6\n  seed: 1\n")
+    (tmp_path / "a/top.yaml").write_text("base: mid.yaml\ntrain:\n  seed: 2\n")
+    cfg = load_config(tmp_path / "a/top.yaml", ["data.num_frames=13"])
+    assert (cfg.data.root, cfg.data.num_frames, cfg.train.max_steps, cfg.train.seed) == ("/x", 13, 6, 2)
+
+
+def test_missing_or_cyclic_config_base_is_a_one_line_error(tmp_path):
+    (tmp_path / "orphan.yaml").write_text("base: nowhere.yaml\n")
+    with pytest.raises(ValueError, match=r"base: 'nowhere.yaml' is not a config file") as err:
+        load_config(tmp_path / "orphan.yaml")
+    assert "\n" not in str(err.value)
+    (tmp_path / "x.yaml").write_text("base: y.yaml\n")
+    (tmp_path / "y.yaml").write_text("base: x.yaml\ndata:\n  root: /x\n")
+    (tmp_path / "self.yaml").write_text("base: self.yaml\n")
+    for name in ("x.yaml", "self.yaml"):
+        with pytest.raises(ValueError, match="config bases form a cycle") as err:
+            load_config(tmp_path / name)
+        assert "\n" not in str(err.value)
 
 
 @pytest.mark.parametrize("path", TRAIN_CONFIGS, ids=lambda p: p.name)
@@ -71,9 +129,16 @@ def test_ablation_config_loads_and_builds_its_model(path):
     cfg = load_config(path)
     pose_control, use_text = ABLATIONS[path.name]
     assert (cfg.model.pose_control, cfg.model.use_text) == (pose_control, use_text)
-    # the structure at full size (no memory: meta tensors), from the preset the config names
+    # the structure at full size (no memory: meta tensors), from the preset the config names (preset null: the
+    # embedded model's shape, which tiny_puppet.yaml trained)
     with init_empty_weights():
-        model = build_transformer(cfg.model.preset, pose_control=pose_control, use_text=use_text)
+        if cfg.model.preset is None:
+            from dynamictrl.models import DynamiCtrlTransformer3DModel
+
+            shape = json.loads((REPO / "assets/models/dynamictrl-tiny/transformer/config.json").read_text())
+            model = DynamiCtrlTransformer3DModel.from_config({**shape, "pose_control": pose_control})
+        else:
+            model = build_transformer(cfg.model.preset, pose_control=pose_control, use_text=use_text)
     assert model.config.pose_control == pose_control
     if pose_control != "none":
         assert model.pose_branch_parameters()
@@ -103,3 +168,35 @@ def test_5b_configs_point_at_a_cogvideox_folder():
         assert cfg.train.mixed_precision == "bf16" and cfg.train.gradient_checkpointing
     masked = load_config(REPO / "configs/train/masked_background.yaml")
     assert masked.data.reference_mask_prob > 0
+
+
+def test_preset_is_checked_against_the_base_transformer_config(tmp_path):
+    from dynamictrl.models import build_transformer
+
+    tiny = dict(build_transformer("tiny").config)
+    model = load_config(None, ["data.root=/x", "model.source=base", "model.base_path=/b"]).model
+    assert model.preset == "tiny"
+    check_preset(model, tiny, "base/transformer")  # the shape it names: accepted
+    check_preset(model, {k: v for k, v in tiny.items() if k not in ("ofs_embed_dim", "patch_size_t")}, "b")  # defaults
+    wrong = load_config(None, ["data.root=/x", "model.source=base", "model.base_path=/b", "model.preset=tiny-1.5"])
+    with pytest.raises(ValueError, match=r"base/transformer is not the model.preset=tiny-1.5 shape: .*ofs_embed_dim"):
+        check_preset(wrong.model, tiny, "base/transformer")
+    free = load_config(None, ["data.root=/x", "model.source=base", "model.base_path=/b", "model.preset=null"])
+    check_preset(free.model, {"num_layers": 6}, "base/transformer")  # null: any shape
+    with pytest.raises(ValueError, match="model.preset='huge' is not allowed; choose one of tiny, tiny-1.5"):
+        load_config(None, ["data.root=/x", "model.source=base", "model.base_path=/b", "model.preset=huge"])
+
+
+def test_train_cli_refuses_a_base_of_another_shape_than_the_preset_before_loading(tmp_path):
+    from dynamictrl.cli import check_train_paths
+    from dynamictrl.errors import UserError
+    from dynamictrl.models import build_transformer
+
+    for part in ("scheduler", "vae", "tokenizer", "text_encoder", "transformer"):
+        (tmp_path / "base" / part).mkdir(parents=True)
+    (tmp_path / "base/transformer/config.json").write_text(json.dumps(dict(build_transformer("tiny-1.5").config)))
+    cfg = load_config(
+        REPO / "configs/train/tiny_cpu.yaml", ["model.source=base", f"model.base_path={tmp_path / 'base'}"]
+    )
+    with pytest.raises(UserError, match=r"is not the model.preset=tiny shape: .*ofs_embed_dim=16 \(preset: None\)"):
+        check_train_paths(cfg)

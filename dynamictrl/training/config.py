@@ -1,21 +1,25 @@
 """Structured training configuration (OmegaConf dataclasses, strict).
 
 A run is described by one YAML file under ``configs/train/`` plus optional ``key=value`` overrides on the command
-line (``train.max_steps=10 data.root=/data``). Unknown keys are errors that name the key; string switches are
+line (``train.max_steps=10 data.root=/data``). A file may start from another with a top-level ``base: FILE`` (a path
+relative to its own folder; bases may chain): it is then only its differences, merged over the base (the ablation
+configs are such deltas over ``padaln.yaml``). Unknown keys are errors that name the key; string switches are
 checked against their allowed values at load time. The resolved config is printed at start and saved beside every
 checkpoint (``config.yaml``), so a checkpoint folder says exactly how it was trained.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from ..models.pose_control import POSE_CONTROLS
+from ..models.presets import PRESETS
 
 MODEL_SOURCES = ("tiny", "base", "pretrained")
 TRAINABLE = ("full", "pose_branch_only", "lora")
@@ -37,13 +41,14 @@ class ModelConfig:
 
     - ``tiny``: random tiny components (``preset`` is ``tiny`` or ``tiny-1.5``), nothing read from disk;
     - ``base``: a CogVideoX I2V pipeline folder (``base_path`` with ``transformer/ vae/ text_encoder/ tokenizer/
-      scheduler/``); the transformer gets a fresh pose branch via ``DynamiCtrlTransformer3DModel.from_base``;
+      scheduler/``); the transformer gets a fresh pose branch via ``DynamiCtrlTransformer3DModel.from_base``.
+      ``preset`` names the shape ``base_path/transformer`` must have (checked before loading; null: any shape);
     - ``pretrained``: like ``base`` for the VAE/text encoder/scheduler, but the transformer is one of our (or the
-      official) DynamiCtrl checkpoints at ``transformer_path``.
+      official) DynamiCtrl checkpoints at ``transformer_path`` (its own config gives the shape; ``preset`` unused).
     """
 
     source: str = "tiny"
-    preset: str = "tiny"
+    preset: str | None = "tiny"
     base_path: str | None = None
     transformer_path: str | None = None
     pose_control: str = "padaln"
@@ -191,6 +196,8 @@ def validate(cfg: Config) -> None:
         raise ValueError("model.source=pretrained needs model.transformer_path (a DynamiCtrl transformer folder)")
     if cfg.model.source == "tiny" and cfg.model.preset not in ("tiny", "tiny-1.5"):
         raise ValueError(f"model.preset={cfg.model.preset!r} is not allowed with source=tiny; choose tiny or tiny-1.5")
+    if cfg.model.preset is not None:
+        _check_choice("model.preset", cfg.model.preset, tuple(PRESETS))
     for key in ("reference_mask_prob", "text_dropout_prob", "image_dropout_prob", "max_bad_fraction"):
         value = getattr(cfg.data, key)
         if not 0.0 <= value <= 1.0:
@@ -221,11 +228,57 @@ def validate(cfg: Config) -> None:
         raise ValueError(f"optimizer.betas={list(cfg.optimizer.betas)} must have two values")
 
 
+def check_preset(model: ModelConfig, transformer_config: Mapping[str, Any], where: str) -> None:
+    """Refuse a transformer config (``config.json`` as a dict) that lacks the shape ``model.preset`` names.
+
+    The keys compared are those any preset sets; a key the preset or the file omits takes diffusers'
+    ``CogVideoXTransformer3DModel`` default (older configs omit the 1.5 keys). Raises a one-line ``ValueError``
+    naming the differing keys; ``preset: null`` accepts any shape.
+    """
+    if model.preset is None:
+        return
+    import inspect
+
+    from diffusers import CogVideoXTransformer3DModel
+
+    defaults = inspect.signature(CogVideoXTransformer3DModel.__init__).parameters
+    preset = PRESETS[model.preset]
+    differ = []
+    for key in sorted({key for shape in PRESETS.values() for key in shape}):
+        want = preset.get(key, defaults[key].default)
+        have = transformer_config.get(key, defaults[key].default)
+        if have != want:
+            differ.append(f"{key}={have!r} (preset: {want!r})")
+    if differ:
+        raise ValueError(
+            f"{where} is not the model.preset={model.preset} shape: {', '.join(differ)} "
+            f"(set model.preset to the base's shape, one of {', '.join(PRESETS)}, or null)"
+        )
+
+
+BASE_KEY = "base"  # top-level key of a config file: the file it is a delta over
+
+
+def _file_layers(path: Path, chain: tuple[Path, ...] = ()) -> list:
+    """The YAML layers of ``path``, its ``base:`` chain first (each base relative to the file naming it)."""
+    if path.resolve() in chain:
+        loop = " -> ".join(str(p) for p in (*chain, path.resolve()))
+        raise ValueError(f"config bases form a cycle: {loop} (a base may not include the file itself)")
+    layer = OmegaConf.load(path)
+    base = layer.pop(BASE_KEY, None) if isinstance(layer, DictConfig) else None
+    if base is None:
+        return [layer]
+    base_path = path.parent / str(base)
+    if not isinstance(base, str) or not base_path.is_file():
+        raise ValueError(f"{path}: base: {base!r} is not a config file (a YAML path relative to {path.parent})")
+    return [*_file_layers(base_path, (*chain, path.resolve())), layer]
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Load a YAML config over the defaults, apply ``key=value`` overrides and validate.
+    """Load a YAML config (after its ``base:`` chain) over the defaults, apply ``key=value`` overrides and validate.
 
     Returns the config as a typed, read-only ``Config`` (an OmegaConf structured config). Unknown keys raise
-    ``ValueError`` naming the key.
+    ``ValueError`` naming the key, as do a missing base and bases that form a cycle.
     """
     schema = OmegaConf.structured(Config)
     try:
@@ -234,7 +287,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
             path = Path(path)
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: no such config file (see configs/train/ for examples)")
-            layers.append(OmegaConf.load(path))
+            layers.extend(_file_layers(path))
         bad = [item for item in overrides if "=" not in item]
         if bad:
             raise ValueError(f"overrides must be key=value, got {bad}")

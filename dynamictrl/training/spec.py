@@ -7,6 +7,7 @@ The trainer (``trainer.py``) only calls :func:`load_components`, :meth:`DynamiCt
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from ..pipelines.conditioning import (
     num_latent_frames,
     official_reference_scaling,
 )
-from .config import Config, ModelConfig
+from .config import Config, ModelConfig, check_preset
 from .losses import diffusion_loss
 
 logger = logging.getLogger(__name__)
@@ -65,8 +66,10 @@ def load_components(cfg: ModelConfig, need_vae: bool = True, need_text: bool = T
 
     if cfg.source == "base":
         base = Path(cfg.base_path)
+        base_transformer = _require_dir(base / "transformer", "transformer/")
+        check_preset(cfg, json.loads((base_transformer / "config.json").read_text()), str(base_transformer))
         transformer = DynamiCtrlTransformer3DModel.from_base(
-            _require_dir(base / "transformer", "transformer/"), pose_control=cfg.pose_control, use_text=cfg.use_text
+            base_transformer, pose_control=cfg.pose_control, use_text=cfg.use_text
         )
     else:  # pretrained: one of our checkpoints or the official release
         transformer = DynamiCtrlTransformer3DModel.from_pretrained(cfg.transformer_path)
