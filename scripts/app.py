@@ -228,6 +228,8 @@ class Animator:
         self.count = 0
         self.lock = threading.Lock()  # one generation at a time, whatever the queue does
         self.pose_models = self._pose_models()
+        if app.pose_models is None and self.pose_models is not None:  # from $DYNAMICTRL_DWPOSE_DIR: shown in commands
+            app.pose_models = self.pose_models
 
     def _pose_models(self) -> Path | None:
         from dynamictrl.pose.dwpose import resolve_models_dir
@@ -449,6 +451,8 @@ def main(argv: list[str] | None = None) -> int:
     page = build_app(args)
     try:
         launch(page, args)
+    except OSError as err:  # the port is taken, or the address is not this machine's
+        raise UserError(f"--host {args.host} --port {args.port}: {err}", "a free port on this machine") from err
     finally:
         page.animator.close()
     return 0

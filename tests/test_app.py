@@ -164,3 +164,11 @@ def test_shown_command_names_the_model_flags_the_app_runs_with(app, tmp_path):
     assert script == "infer.py" and str(parsed.out) == "outputs/app.mp4"
     assert (str(parsed.model), str(parsed.transformer), parsed.dtype, parsed.offload) == ("m", "t", "bf16", "model")
     assert parsed.vae_tiling and parsed.steps == 30 and parsed.retarget is False and parsed.prompt == "a dancer"
+
+
+def test_mask_the_person_without_pose_models_is_a_message(server):
+    client, page = server
+    if page.animator.pose_models is not None:
+        pytest.skip("DWPose models are configured here ($DYNAMICTRL_DWPOSE_DIR)")
+    with pytest.raises(AppError, match="'mask the person' needs the DWPose models .start the app with --pose-models"):
+        generate(client, mask_the_person=True)
