@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from dynamictrl.data.dataset import ResumableSampler, VideoPoseDataset, collate, list_clips, read_prompts
+from dynamictrl.data.dataset import ResumableSampler, VideoPoseDataset, collate, list_clips
 from dynamictrl.data.io import read_video
+from dynamictrl.data.prompts import read_clip_prompts
 from dynamictrl.data.toy import write_toy_dataset
 
 
@@ -26,10 +27,10 @@ def test_missing_pose_files_fail_at_start_listing_them(toy, tmp_path):
 
 def test_prompts_file_format(tmp_path):
     (tmp_path / "prompts.txt").write_text("a.mp4#####a person dancing\n\nb.mp4##### two words \n")
-    assert read_prompts(tmp_path / "prompts.txt") == {"a.mp4": "a person dancing", "b.mp4": "two words"}
+    assert read_clip_prompts(tmp_path / "prompts.txt") == {"a.mp4": "a person dancing", "b.mp4": "two words"}
     (tmp_path / "prompts.txt").write_text("a.mp4 no separator\n")
     with pytest.raises(ValueError, match="prompts.txt:1"):
-        read_prompts(tmp_path / "prompts.txt")
+        read_clip_prompts(tmp_path / "prompts.txt")
 
 
 def test_clip_reference_and_pose_convention(toy):

@@ -14,14 +14,8 @@ import numpy as np
 import pytest
 
 from dynamictrl.data.io import write_video
-from dynamictrl.pose.captions import (
-    QwenCaptioner,
-    clean_caption,
-    read_prompts,
-    sample_frame_indices,
-    template_caption,
-    write_prompts,
-)
+from dynamictrl.data.prompts import read_prompts, write_prompts
+from dynamictrl.pose.captions import QwenCaptioner, clean_caption, sample_frame_indices, template_caption
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -67,8 +67,8 @@ def animate_dataset(
     import torch
     from tqdm.auto import tqdm
 
-    from dynamictrl.data.dataset import read_prompts
     from dynamictrl.data.io import make_contact_sheet, read_image, read_video, to_uint8, write_image, write_video
+    from dynamictrl.data.prompts import read_clip_prompts
     from dynamictrl.data.synthetic import replace_background
     from dynamictrl.pipelines.long_video import sample_long_video
 
@@ -77,7 +77,7 @@ def animate_dataset(
     if backgrounds and clip_frames is None:
         raise ValueError("backgrounds change per chained clip: they need clip_frames (--clip-frames)")
 
-    prompts = read_prompts(data / "prompts.txt")
+    prompts = read_clip_prompts(data / "prompts.txt")
     names = sorted(Path(n).stem for n in prompts)[:limit]
     out.mkdir(parents=True, exist_ok=True)
     for index, name in enumerate(tqdm(names, desc="animate", unit="clip")):

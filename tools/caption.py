@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm.auto import tqdm
 
     from dynamictrl.data.io import read_video
-    from dynamictrl.pose.captions import QwenCaptioner, read_prompts, template_caption, write_prompts
+    from dynamictrl.data.prompts import read_prompts, write_prompts
+    from dynamictrl.pose.captions import QwenCaptioner, template_caption
 
     captions = {} if args.overwrite or not args.out.is_file() else read_prompts(args.out)
 

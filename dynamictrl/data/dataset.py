@@ -37,6 +37,7 @@ from torch.utils.data import Dataset, Sampler
 
 from ..pipelines.conditioning import apply_reference_mask
 from .io import IMAGE_SUFFIXES, VideoReadError, read_image, read_video, resize_and_center_crop
+from .prompts import read_clip_prompts
 
 logger = logging.getLogger(__name__)
 
@@ -44,16 +45,6 @@ LATENT_INDEX = "index.json"
 
 
 # ---------------------------------------------------------------------------------------------------- the layout
-
-
-def read_prompts(path: Path) -> dict[str, str]:
-    """``prompts.txt`` as ``{video file name: caption}`` (a path before the name is dropped, text stripped).
-
-    Parsing (and its errors) is :func:`dynamictrl.pose.captions.read_prompts`, the one reader of the format.
-    """
-    from ..pose.captions import read_prompts as read_prompt_file
-
-    return {Path(name.strip()).name: caption.strip() for name, caption in read_prompt_file(path).items()}
 
 
 def list_clips(root: str | Path) -> list[dict[str, Any]]:
@@ -75,7 +66,7 @@ def list_clips(root: str | Path) -> list[dict[str, Any]]:
         videos = sorted(p for p in (root / "videos").iterdir() if p.is_file() and not p.name.startswith("."))
     if not videos:
         raise ValueError(f"{root}/videos: no videos found")
-    prompts = read_prompts(root / "prompts.txt") if (root / "prompts.txt").is_file() else None
+    prompts = read_clip_prompts(root / "prompts.txt") if (root / "prompts.txt").is_file() else None
 
     clips, missing_pose, missing_prompt = [], [], []
     for video in videos:

@@ -27,6 +27,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from dynamictrl.data.io import read_video
+from dynamictrl.data.prompts import read_clip_prompts
 
 from . import synthetic_metrics as sm
 from .baselines import check_baseline, make_baseline
@@ -112,13 +113,6 @@ def find_prediction(pred_dir: Path, name: str) -> Path:
         f"no prediction for ground-truth clip {name!r}: expected {pred_dir / (name + '.mp4')} "
         f"or {pred_dir / 'videos' / (name + '.mp4')}"
     )
-
-
-def read_prompts(path: Path) -> dict[str, str]:
-    """``NAME.mp4#####caption`` lines -> {NAME: caption} (parsed by :func:`dynamictrl.pose.captions.read_prompts`)."""
-    from dynamictrl.pose.captions import read_prompts as read_prompt_file
-
-    return {Path(name.strip()).stem: caption.strip() for name, caption in read_prompt_file(path).items()}
 
 
 def read_meta(path: Path) -> dict[str, dict]:
@@ -236,7 +230,7 @@ def evaluate(gt_dir: str | Path, pred_dir: str | Path | None = None, baselines=(
     pred_paths = {label: {n: find_prediction(src, n) for n in names} for label, src in sources.items()
                   if isinstance(src, Path)}
     prompts_path = Path(cfg.prompts_file) if cfg.prompts_file else gt_dir / "prompts.txt"
-    prompts = read_prompts(prompts_path) if prompts_path.is_file() else {}
+    prompts = read_clip_prompts(prompts_path, stem=True) if prompts_path.is_file() else {}
     meta = read_meta(gt_dir / "meta.jsonl") if (gt_dir / "meta.jsonl").is_file() else {}
     masks_dir = Path(cfg.masks_dir) if cfg.masks_dir else gt_dir / "masks"
     backbones = _Backbones(cfg)

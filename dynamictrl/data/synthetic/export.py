@@ -25,8 +25,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from dynamictrl.data.io import write_image, write_video
+from dynamictrl.data.prompts import write_prompts
 from dynamictrl.data.synthetic.world import make_sample
-from dynamictrl.pose.captions import write_prompts
 from dynamictrl.pose.render import render_pose_sequence
 
 logger = logging.getLogger(__name__)
