@@ -44,13 +44,30 @@ def app():
     return load_app()
 
 
+OUTSIDE: list = []  # addresses off this machine that anything in this process tried to connect to
+
+
+def local_only(connect):
+    def guarded(sock, address, *args):
+        host = address[0] if isinstance(address, tuple) else None
+        if host is not None and not (host.startswith("127.") or host in ("::1", "localhost")):
+            OUTSIDE.append(address)
+            raise OSError(f"test_app: no network ({address})")
+        return connect(sock, address, *args)
+
+    return guarded
+
+
 @pytest.fixture(scope="module")
 def server(app, tmp_path_factory):
-    args = app.build_parser().parse_args(["--port", str(free_port()), "--max-pose-frames", str(MAX_POSE_FRAMES)])
-    page = app.build_app(args)
-    _, url, _ = app.launch(page, args, prevent_thread_lock=True, quiet=True)
-    client = Client(url, download_files=str(tmp_path_factory.mktemp("downloads")), verbose=False)
-    yield client, page
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket.socket, "connect", local_only(socket.socket.connect))
+        patch.setattr(socket.socket, "connect_ex", local_only(socket.socket.connect_ex))
+        args = app.build_parser().parse_args(["--port", str(free_port()), "--max-pose-frames", str(MAX_POSE_FRAMES)])
+        page = app.build_app(args)
+        _, url, _ = app.launch(page, args, prevent_thread_lock=True, quiet=True)
+        client = Client(url, download_files=str(tmp_path_factory.mktemp("downloads")), verbose=False)
+        yield client, page
     page.close()
     root = page.animator.root
     assert root.is_dir() and len(list(root.iterdir())) <= app.KEEP_RESULTS
@@ -172,3 +189,10 @@ def test_mask_the_person_without_pose_models_is_a_message(server):
         pytest.skip("DWPose models are configured here ($DYNAMICTRL_DWPOSE_DIR)")
     with pytest.raises(AppError, match="'mask the person' needs the DWPose models .start the app with --pose-models"):
         generate(client, mask_the_person=True)
+
+
+def test_app_connects_to_nothing_outside_this_machine(server):
+    """Start-up, page, uploads and a generation (the last test here, so every test above counts too)."""
+    client, _ = server
+    generate(client, max_frames=5)
+    assert OUTSIDE == []
