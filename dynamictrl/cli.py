@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from dynamictrl.data.frames import is_frame_count
 from dynamictrl.errors import UserError
 
 DEBUG_ENV_VAR = "DYNAMICTRL_DEBUG"
@@ -116,7 +117,7 @@ def at_least(flag: str, value: float | None, minimum: float) -> None:
 
 def frame_count(flag: str, value: int | None, ratio: int = 4) -> None:
     """A clip length the VAE can encode: ``k*ratio+1`` frames with k >= 1 (None passes through)."""
-    if value is not None and (value < ratio + 1 or (value - 1) % ratio):
+    if value is not None and not is_frame_count(value, ratio, min_k=1):
         raise UserError(f"{flag} {value}", f"k*{ratio}+1 frames with k >= 1, e.g. {2 * ratio + 1}, {12 * ratio + 1}")
 
 

@@ -105,14 +105,13 @@ def export(base: Path, transformer_dir: Path, out: Path, dtype: str, clip_frames
     with for_flag("--transformer"):
         check_folder_fit(transformer_dir, base)  # before anything is loaded or written
 
-    import torch
     from diffusers import AutoencoderKLCogVideoX, CogVideoXDPMScheduler
     from transformers import AutoTokenizer, T5EncoderModel
 
+    from dynamictrl.devices import torch_dtype
     from dynamictrl.models import DynamiCtrlTransformer3DModel
     from dynamictrl.pipelines import DynamiCtrlPipeline
 
-    torch_dtype = {"float32": torch.float32, "float16": torch.float16}[dtype]
     transformer = DynamiCtrlTransformer3DModel.from_pretrained(transformer_dir)
     # the pipeline's default clip length; with rotary positions sample_frames has no other use
     transformer.register_to_config(sample_frames=clip_frames)
@@ -125,7 +124,7 @@ def export(base: Path, transformer_dir: Path, out: Path, dtype: str, clip_frames
     )
     if out.exists():
         shutil.rmtree(out)
-    pipe.to(torch_dtype).save_pretrained(out)
+    pipe.to(torch_dtype(dtype)).save_pretrained(out)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(f"wrote {out} ({size / 2**20:.1f} MiB, {dtype})")
 

@@ -53,11 +53,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from dynamictrl.data.dataset import LATENT_INDEX, VideoPoseDataset
     from dynamictrl.data.io import VideoReadError
+    from dynamictrl.devices import default_device, torch_dtype
     from dynamictrl.pipelines.conditioning import encode_prompt, encode_reference, encode_video
     from dynamictrl.training.spec import load_components, resolve_reference_scaling
 
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    dtype = getattr(torch, args.dtype)
+    device = torch.device(args.device or default_device())
+    dtype = torch_dtype(args.dtype)
     data = cfg.data
     dataset = VideoPoseDataset(
         data.root, data.num_frames, data.height, data.width, frame_stride=data.frame_stride, random_start=False

@@ -37,6 +37,7 @@ from torch.utils.data import Dataset, Sampler
 
 from ..pipelines.conditioning import apply_reference_mask
 from .io import IMAGE_SUFFIXES, VideoReadError, read_image, read_video, resize_and_center_crop
+from .pixels import to_model_range
 from .prompts import read_clip_prompts
 
 logger = logging.getLogger(__name__)
@@ -112,11 +113,6 @@ def clip_indices(num_available: int, num_frames: int, stride: int, rng: np.rando
         raise ValueError(f"needs {span} frames ({num_frames} every {stride}), has {num_available}")
     start = int(rng.integers(0, num_available - span + 1)) if rng is not None else 0
     return start + stride * np.arange(num_frames)
-
-
-def to_model_range(frames: np.ndarray) -> torch.Tensor:
-    """uint8 frames (T, H, W, 3) -> float tensor (3, T, H, W) in [-1, 1]."""
-    return torch.from_numpy(frames).permute(3, 0, 1, 2).float().div(127.5).sub(1.0)
 
 
 # ---------------------------------------------------------------------------------------------------- pixel data

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dynamictrl.cli import for_flag, read_image_arg, read_video_arg
+from dynamictrl.devices import DTYPES, default_device, torch_dtype
 from dynamictrl.errors import UserError
 from dynamictrl.models.trained import check_folder_fit
 
@@ -49,31 +50,11 @@ class LoadedPipeline:
     random_weights: bool
 
 
-def default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-DTYPES = ("float32", "fp32", "bfloat16", "bf16", "float16", "fp16")
-
-
 def parse_dtype(name: str | None, device: str) -> torch.dtype:
-    import torch
-
-    table = {
-        "float32": torch.float32,
-        "fp32": torch.float32,
-        "bfloat16": torch.bfloat16,
-        "bf16": torch.bfloat16,
-        "float16": torch.float16,
-        "fp16": torch.float16,
-    }
+    """``--dtype``, or by default bfloat16 on CUDA and float32 elsewhere."""
     if name is None:
-        return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
-    if name not in table:
-        raise ValueError(f"unknown dtype {name!r}; allowed: {sorted(table)}")
-    return table[name]
+        name = "bfloat16" if str(device).startswith("cuda") else "float32"
+    return torch_dtype(name)
 
 
 def model_geometry(model: Path, transformer: Path | None = None) -> ModelGeometry:

@@ -24,6 +24,9 @@ import torch
 from diffusers.pipelines.cogvideo.pipeline_cogvideox_image2video import retrieve_latents
 from PIL import Image
 
+from ..data.frames import is_frame_count, latent_frame_count
+from ..data.pixels import signed_to_uint8, uint8_to_signed
+
 logger = logging.getLogger(__name__)
 _WARNED_TRUNCATION: set[tuple] = set()
 
@@ -36,7 +39,7 @@ def num_latent_frames(num_frames: int, temporal_compression_ratio: int, patch_si
     ``patch_size_t=2`` (one padding frame, see :func:`latent_frame_padding`).
     """
     check_num_frames(num_frames, temporal_compression_ratio)
-    frames = (num_frames - 1) // temporal_compression_ratio + 1
+    frames = latent_frame_count(num_frames, temporal_compression_ratio)
     return frames + latent_frame_padding(frames, patch_size_t)
 
 
@@ -45,7 +48,7 @@ def check_num_frames(num_frames: int, temporal_compression_ratio: int) -> int:
     ratio = int(temporal_compression_ratio)
     if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) or num_frames < 1:
         raise ValueError(f"num_frames must be a positive integer, got {num_frames!r}")
-    if (num_frames - 1) % ratio:
+    if not is_frame_count(num_frames, ratio):
         lower = (num_frames - 1) // ratio * ratio + 1
         raise ValueError(
             f"num_frames={num_frames} is not k*{ratio}+1 (the VAE compresses {ratio} frames into one after the first); "
@@ -188,7 +191,7 @@ def frames_to_tensor(frames: np.ndarray | Sequence[Image.Image] | Image.Image) -
         frames = np.repeat(frames, 3, axis=-1)
     elif frames.shape[-1] == 4:
         frames = frames[..., :3]
-    tensor = torch.from_numpy(np.array(frames)).float().div(127.5).sub(1.0)  # (T, H, W, 3)
+    tensor = uint8_to_signed(np.array(frames))  # (T, H, W, 3)
     return tensor.permute(3, 0, 1, 2).unsqueeze(0)  # (1, 3, T, H, W)
 
 
@@ -197,5 +200,5 @@ def tensor_to_frames(video: torch.Tensor) -> np.ndarray:
     (B, T, H, W, 3)."""
     if video.ndim not in (4, 5) or video.shape[-4] != 3:
         raise ValueError(f"expected (3, T, H, W) or (B, 3, T, H, W), got shape {tuple(video.shape)}")
-    video = video.detach().float().cpu().add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8)
+    video = signed_to_uint8(video.detach().cpu())
     return video.movedim(-4, -1).numpy()  # (..., T, H, W, 3)

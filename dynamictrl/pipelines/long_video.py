@@ -35,6 +35,7 @@ import torch
 from tqdm.auto import tqdm
 
 from dynamictrl.acceleration import ConditionCache
+from dynamictrl.data.frames import is_frame_count
 from dynamictrl.data.io import resize_and_center_crop, to_uint8, write_video
 
 logger = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def plan_clips(
     ratio = temporal_compression_ratio
     if total_frames < 1:
         raise ValueError(f"the pose video is empty (total_frames={total_frames})")
-    if clip_frames < ratio + 1 or (clip_frames - 1) % ratio:
+    if not is_frame_count(clip_frames, ratio, min_k=1):
         raise ValueError(f"clip_frames={clip_frames} must be k*{ratio}+1 with k >= 1 (e.g. {2 * ratio + 1}, 49)")
     if not 1 <= overlap < clip_frames:
         raise ValueError(f"overlap={overlap} must be between 1 and clip_frames-1={clip_frames - 1}")

@@ -37,6 +37,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from diffusers.video_processor import VideoProcessor
 
 from dynamictrl.acceleration.vae_tiling import check_vae_tiling, enable_vae_tiling
+from dynamictrl.data.frames import latent_frame_count
 from dynamictrl.data.io import resize_and_center_crop, to_uint8
 from dynamictrl.errors import check_local_model_folder, looks_like_local_path
 from dynamictrl.models.transformer import DynamiCtrlTransformer3DModel
@@ -51,6 +52,7 @@ from .conditioning import (
     num_latent_frames,
     official_reference_scaling,
     pad_latent_frames,
+    tensor_to_frames,
 )
 from .model_index import check_pose_weights, normalize_component_names
 
@@ -268,7 +270,7 @@ class DynamiCtrlPipeline(DiffusionPipeline):
                 )
             tensor = tensor.expand(-1, 3, -1, -1) if tensor.shape[1] == 1 else tensor
             if tuple(tensor.shape[-2:]) != (height, width):
-                frames = ((tensor[0].permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).byte().cpu().numpy()
+                frames = tensor_to_frames(tensor[0][:, None])[0]
                 tensor = frames_to_tensor(resize_and_center_crop(frames, height, width))[:, :, 0]
         else:
             tensor = frames_to_tensor(resize_and_center_crop(_image_to_uint8(image), height, width))[:, :, 0]
@@ -288,7 +290,7 @@ class DynamiCtrlPipeline(DiffusionPipeline):
                 )
             video = video[:, :, :num_frames]
             if tuple(video.shape[-2:]) != (height, width):
-                frames = ((video[0].permute(1, 2, 3, 0) + 1) * 127.5).round().clamp(0, 255).byte().cpu().numpy()
+                frames = tensor_to_frames(video[0])
                 video = frames_to_tensor(resize_and_center_crop(frames, height, width))
             return video
         if isinstance(pose_video, np.ndarray):
@@ -439,7 +441,7 @@ class DynamiCtrlPipeline(DiffusionPipeline):
 
         # 4. Condition latents: reference (frame 0, zeros after) and pose, both from the one VAE
         latent_frames = num_latent_frames(num_frames, self.vae_scale_factor_temporal, cfg.patch_size_t)
-        padding = latent_frame_padding((num_frames - 1) // self.vae_scale_factor_temporal + 1, cfg.patch_size_t)
+        padding = latent_frame_padding(latent_frame_count(num_frames, self.vae_scale_factor_temporal), cfg.patch_size_t)
         reference = self._prepare_image(image, height, width, reference_mask).to(device)
         image_latents = encode_reference(
             self.vae,

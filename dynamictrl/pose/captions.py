@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.prompts import SEPARATOR
+from ..devices import default_device
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ class QwenCaptioner:
                 "https://huggingface.co/Qwen/Qwen2-VL-7B-Instruct and pass its local path"
             )
         try:
-            import torch
+            import torch  # noqa: F401  (checked here: the message names both)
             from transformers import AutoProcessor, Qwen2VLForConditionalGeneration
         except ImportError as err:
             raise ImportError(
@@ -135,7 +136,7 @@ class QwenCaptioner:
                 "pip install torchvision (matching your torch build)"
             ) from err
         if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+            device = default_device()
         model = Qwen2VLForConditionalGeneration.from_pretrained(model_dir, dtype=dtype).to(device).eval()
         logger.info("loaded Qwen2-VL from %s on %s", model_dir, device)
         return model, processor

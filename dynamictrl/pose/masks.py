@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from dynamictrl.devices import default_device
 from dynamictrl.pose.keypoints import BODY_INDEX, PoseSequence
 from dynamictrl.pose.render import HAND_EDGES, LIMB_SEQ
 
@@ -172,8 +173,6 @@ class SamMasker:
     """
 
     def __init__(self, model_dir=None, device: str | None = None, model=None, processor=None, max_points: int = 8):
-        import torch
-
         if model is None or processor is None:
             if model_dir is None:
                 raise ValueError("SamMasker needs model_dir (a local SAM folder) or model and processor")
@@ -188,7 +187,7 @@ class SamMasker:
             processor = SamProcessor.from_pretrained(model_dir)
             model = SamModel.from_pretrained(model_dir)
         if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+            device = default_device()
         self.model, self.processor, self.device = model.to(device).eval(), processor, device
         self.max_points = max_points
 

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ..data.dataset import LatentDataset, ResumableSampler, VideoPoseDataset, collate
+from ..devices import torch_dtype
 from ..errors import UserError
 from ..models.transformer import DynamiCtrlTransformer3DModel
 from .checkpointing import (
@@ -41,8 +42,6 @@ from .outputs import save_tiny_base, write_checkpoint_info, write_final_info
 from .spec import DynamiCtrlSpec, load_components, resolve_reference_scaling, step_generator
 
 logger = logging.getLogger(__name__)
-
-_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 class NonFiniteLossError(RuntimeError):
@@ -143,7 +142,8 @@ class Trainer:
         cfg = self.cfg
         accelerator = self.accelerator = self._accelerator()
         self.device = accelerator.device
-        self.weight_dtype = _DTYPES[accelerator.mixed_precision]
+        precision = accelerator.mixed_precision  # no | fp16 | bf16 (the config allows no others)
+        self.weight_dtype = torch_dtype("float32" if precision == "no" else precision)
         if accelerator.is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             save_config(cfg, self.output_dir / "config.yaml")

@@ -35,6 +35,8 @@ import torch
 from diffusers import AutoencoderKLCogVideoX
 from tqdm.auto import tqdm
 
+from ..data.frames import is_frame_count
+from ..data.pixels import signed_to_uint8, to_model_range
 from ..data.synthetic import STYLES, make_sample
 
 logger = logging.getLogger(__name__)
@@ -79,7 +81,7 @@ class VAETrainConfig:
         if self.batch_size < 2 or self.batch_size % 2:
             raise ValueError(f"batch_size must be an even number >= 2 (half puppet, half pose), got {self.batch_size}")
         ratio = self.temporal_compression_ratio
-        if self.frames < 1 or (self.frames - 1) % ratio:
+        if not is_frame_count(self.frames, ratio):
             raise ValueError(f"frames must be k*{ratio}+1, got {self.frames}")
         if self.size % 2 ** (len(self.block_out_channels) - 1):
             raise ValueError(
@@ -109,11 +111,6 @@ def build_vae(config: VAETrainConfig) -> AutoencoderKLCogVideoX:
     )
 
 
-def _to_tensor(frames: np.ndarray) -> torch.Tensor:
-    """uint8 (T, H, W, 3) -> float (3, T, H, W) in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2).float().div(127.5).sub(1.0)
-
-
 def sample_clips(
     seeds: list[int], split: str, size: int, frames: int, styles: list[str]
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -126,9 +123,9 @@ def sample_clips(
         if style not in STYLES:
             raise ValueError(f"unknown style {style!r}; allowed: {STYLES}")
         s = make_sample(int(seed), split, size, frames, style=style)
-        videos.append(_to_tensor(s.video))
-        poses.append(_to_tensor(s.pose_video))
-        refs.append(_to_tensor(s.reference[None]))
+        videos.append(to_model_range(s.video))
+        poses.append(to_model_range(s.pose_video))
+        refs.append(to_model_range(s.reference[None]))
     return torch.stack(videos), torch.stack(poses), torch.stack(refs)
 
 
@@ -319,8 +316,7 @@ def train_vae(config: VAETrainConfig, resume: bool = False, progress: bool = Tru
 def psnr(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> float:
     """PSNR in dB between two videos in [-1, 1] (on the [0, 255] scale after uint8 rounding); with ``mask``
     (broadcastable to the videos, 1 = count) only the masked pixels count."""
-    a8 = a.clamp(-1, 1).add(1).mul(127.5).round()
-    b8 = b.clamp(-1, 1).add(1).mul(127.5).round()
+    a8, b8 = signed_to_uint8(a).float(), signed_to_uint8(b).float()
     err = (a8 - b8).pow(2)
     if mask is None:
         mse = err.mean().item()
@@ -370,7 +366,7 @@ def comparison_grid(vae: AutoencoderKLCogVideoX, videos: torch.Tensor, every: in
     for clip in videos:
         recon = reconstruct(vae, clip[None])[0]  # (3, T, H, W)
         for v in (clip, recon):
-            frames = v[:, ::every].add(1).mul(127.5).round().clamp(0, 255).byte()  # (3, T', H, W)
+            frames = signed_to_uint8(v[:, ::every])  # (3, T', H, W)
             rows.append(torch.cat(list(frames.permute(1, 2, 3, 0)), dim=1))  # (H, T'*W, 3)
     return torch.cat(rows, dim=0).numpy()
 
