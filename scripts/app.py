@@ -16,9 +16,7 @@ The generate function is the API endpoint "/generate" (gradio_client).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.util
-import io
 import os
 import shlex
 import shutil
@@ -124,6 +122,11 @@ def generation_command(request: Request, app: argparse.Namespace, out: Path, wor
         raise UserError("no reference image", "upload a PNG or JPEG of the person")
     if not request.pose:
         raise UserError("no pose", "upload a pose video, a keypoints file (.npz/.json) or a raw motion video")
+    # choices checked here: the script's parser would exit the server's worker instead of raising
+    if request.retarget not in ("auto", "on", "off"):
+        raise UserError(f"retarget {request.retarget!r}", "auto, on or off")
+    if request.pose_style not in ("dwpose", "dynamictrl"):
+        raise UserError(f"pose style {request.pose_style!r}", "dwpose or dynamictrl")
     argv = ["--ref", str(request.reference), "--pose", str(request.pose)]
     rows = prompt_rows(request.prompts)
     if rows:
@@ -278,10 +281,7 @@ class Animator:
                 mask, mask_step = self.mask_person(request.reference, work)
                 request.mask = str(mask)
             script, argv = generation_command(request, self.app, out, work)
-            args = script_parser(script).parse_args(argv)
-            log = io.StringIO()
-            with contextlib.redirect_stdout(log):
-                animate(args, loaded=self.loaded)
+            animate(script_parser(script).parse_args(argv), loaded=self.loaded)  # prints to the server log
             renames = {str(out): "outputs/app.mp4", str(work / "reference_mask.png"): "reference_mask.png"}
             command = reproduce_command(script, argv, renames, prompt_rows(request.prompts), mask_step)
             return {
@@ -289,7 +289,6 @@ class Animator:
                 "sheet": str(out.with_suffix(".png")),
                 "pose": str(out.with_name(out.stem + "_pose.mp4")),
                 "command": command,
-                "log": log.getvalue(),
             }
 
 
@@ -307,30 +306,40 @@ def build_app(app: argparse.Namespace, animator: Animator | None = None):
         reference, pose, mask, mask_the_person, prompt, prompts, steps, guidance, seed, clip_frames, overlap,
         color_match, retarget, pose_style, max_frames, progress=gr.Progress(track_tqdm=True),  # noqa: B008
     ):  # fmt: skip
-        request = Request(
-            reference=_path(reference),
-            pose=_path(pose),
-            mask=_path(mask),
-            prompt=prompt or "",
-            prompts=prompts,
-            steps=int(steps or (10 if tiny else 25)),
-            guidance=float(3.0 if guidance is None else guidance),
-            seed=int(42 if seed is None else seed),
-            clip_frames=int(clip_frames or 0),
-            overlap=int(overlap or 1),
-            color_match=bool(color_match),
-            retarget=retarget or "auto",
-            pose_style=pose_style or "dwpose",
-            max_frames=int(max_frames or 0),
-        )
         try:
+            request = settings(reference, pose, mask, prompt, prompts, steps, guidance, seed, clip_frames, overlap,
+                               color_match, retarget, pose_style, max_frames)  # fmt: skip
             result = animator.run(request, bool(mask_the_person))
         except UserError as err:
-            uploads = (request.reference, request.pose, request.mask)
+            uploads = (_path(reference), _path(pose), _path(mask))
             raise gr.Error(field_message(err, uploads), title="Cannot animate this", print_exception=False) from None
         return result["video"], result["sheet"], result["pose"], result["command"]
 
-    with gr.Blocks(title="DynamiCtrl", delete_cache=(600, 3600)) as page:
+    def settings(
+        reference, pose, mask, prompt, prompts, steps, guidance, seed, clip_frames, overlap, color_match, retarget,
+        pose_style, max_frames,
+    ) -> Request:  # fmt: skip
+        try:
+            return Request(
+                reference=_path(reference),
+                pose=_path(pose),
+                mask=_path(mask),
+                prompt=str(prompt or ""),
+                prompts=prompts,
+                steps=int(steps or (10 if tiny else 25)),
+                guidance=float(3.0 if guidance is None else guidance),
+                seed=int(42 if seed is None else seed),
+                clip_frames=int(clip_frames or 0),
+                overlap=int(overlap or 1),
+                color_match=bool(color_match),
+                retarget=retarget or "auto",
+                pose_style=pose_style or "dwpose",
+                max_frames=int(max_frames or 0),
+            )
+        except (TypeError, ValueError) as err:  # an API call with a text where a number goes
+            raise UserError(f"settings: {err}", "numbers for steps, guidance, seed, lengths and frames") from None
+
+    with gr.Blocks(title="DynamiCtrl", analytics_enabled=False, delete_cache=(600, 3600)) as page:
         gr.Markdown(
             f"## DynamiCtrl: animate a person with a pose\nModel: `{animator.loaded.source}`"
             + (" (random weights: the result is noise)" if animator.loaded.random_weights else "")

@@ -160,6 +160,22 @@ def test_bad_upload_is_refused_with_one_message_naming_the_field(server, bad_fil
     assert message in text and "Traceback" not in text and "\n" not in text.strip()
 
 
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"steps": "many"}, "settings: invalid literal for int() with base 10: 'many'"),
+        ({"pose_style": "stick"}, "pose style 'stick' (dwpose or dynamictrl)"),
+        ({"clip_frames": 10}, "--clip-frames 10 (k*4+1 frames"),
+    ],
+    ids=["steps-not-a-number", "unknown-pose-style", "clip-length-not-4k+1"],
+)
+def test_bad_setting_is_refused_with_one_message(server, changes, message):
+    client, _ = server
+    with pytest.raises(AppError) as refused:
+        generate(client, **changes)
+    assert message in str(refused.value) and "Traceback" not in str(refused.value)
+
+
 def test_prompt_table_rows_are_checked_like_a_prompts_file(app):
     rows = {"headers": TABLE_HEADERS, "data": [["0", " a  wall "], [None, ""], [8.0, "sky"]]}
     assert app.prompt_rows(rows) == [(0, "a wall"), (8, "sky")]
