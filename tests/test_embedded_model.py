@@ -14,8 +14,8 @@ tolerance: where the model did not beat doing nothing on the selection clips, it
 
 How the margins were chosen (never on the gate clips): on ``SELECTION_SEEDS``, 16 clips of the *val* split (its
 own held-out families and tempos), per clip d = model - repeat; margin = mean(d) - 2 sd(d) / sqrt(12) (two
-standard errors of a 12-clip mean, what the gate averages), rounded down to 0.01 IoU / 0.1 dB. Command
-(``nice`` it: about 15 min on 2 busy cores, 2 min idle)::
+standard errors of a 12-clip mean, what the gate averages), rounded down to 0.01 IoU / 0.1 dB. Command (the
+gate itself costs about 25 s of CPU on one thread; the selection run a third more)::
 
     python tests/test_embedded_model.py            # selection clips: means, per-clip spread, the margins
     python tests/test_embedded_model.py --gate     # the same table on the gate clips
@@ -27,11 +27,29 @@ Measured on the selection clips (mean over 16; model / repeat / pose-strokes rul
     first-frame  IoU      0.658 / 0.696 / 0.802    d = -0.038, sd 0.140  ->  margin -0.12
     first-frame  fg PSNR  14.19 / 13.41 / 12.29 dB d = +0.79,  sd 2.54   ->  margin -0.7 dB
 
+Measured on the gate clips (mean over 12; model / repeat / pose-strokes rule; the gate's bar in brackets):
+
+    other-pose   IoU      0.538 / 0.344 / 0.801    [0.434]
+    other-pose   fg PSNR  12.24 / 8.95 / 13.08 dB  [10.85]
+    first-frame  IoU      0.651 / 0.755 / 0.804    [0.635]
+    first-frame  fg PSNR  14.69 / 14.77 / 13.38 dB [14.07]
+
 A model that ignores the poses (repeat the reference) fails the positive other-pose margins by construction. The
 pose-strokes rule (:func:`dynamictrl.eval.baselines.pose_strokes`: no model; the target keypoints drawn as thick
 strokes, a torso quad and a head disc, sized and coloured from the reference, on the reference's wall) is the
-adversary: it copies pose geometry and reference colours and nothing else. See the tests at the end for what it
-shows about this model.
+adversary: it copies pose geometry and reference colours and nothing else. What it shows, plainly:
+
+- it follows the poses far better than this model (IoU 0.80 vs 0.54 other-pose, 0.65 first-frame), draws the
+  person better from another pose too (fg PSNR 13.08 vs 12.24 dB), and passes both other-pose criteria;
+- it fails the gate only on first-frame foreground PSNR (0.7 dB under the bar), because it repaints the person in
+  flat part colours and loses what the first frame shows (face, hair, shading, patterns): 1.4 dB under repeating
+  the first frame, where the model stays within 0.1 dB of it. A rule allowing more first-frame slack would let it
+  pass (the same margin rule applied to the gate clips gives -1.9 dB). This separation is thin: the v0 model does
+  not beat a fair hand-written rule at following poses, which
+  ``test_model_follows_the_poses_better_than_the_pose_strokes_rule`` records as a strict expected failure (it
+  turns red, to be un-marked, once a model does better);
+- in the first-frame protocol the model does not beat doing nothing on either metric (the gate holds it to the
+  tolerances above); only with a reference in another pose does it clearly move the person.
 """
 
 from __future__ import annotations
