@@ -54,7 +54,7 @@ def _env():
     return env
 
 
-def _launch(config: Path, ranks: int, data, out: Path, *overrides: str) -> None:
+def _run(config: Path, ranks: int, data, out: Path, *overrides: str) -> subprocess.CompletedProcess:
     toy, cache = data
     cmd = [
         sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
@@ -65,7 +65,11 @@ def _launch(config: Path, ranks: int, data, out: Path, *overrides: str) -> None:
         "checkpoint.every_steps=2", "checkpoint.total_limit=2", "logging.report_to=[]", "logging.progress_bar=false",
         *overrides,
     ]  # fmt: skip
-    result = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=900)
+    return subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=900)
+
+
+def _launch(config: Path, ranks: int, data, out: Path, *overrides: str) -> None:
+    result = _run(config, ranks, data, out, *overrides)
     assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-4000:])
 
 
@@ -115,3 +119,50 @@ def test_config_trains_checkpoints_and_resumes_to_the_same_weights(config, data,
 
     model = DynamiCtrlTransformer3DModel.from_pretrained(resumed / "checkpoints/checkpoint-0000006/transformer")
     assert all(torch.equal(p, a[n]) for n, p in model.state_dict().items())
+
+
+@pytest.mark.slow
+def test_zero3_config_without_the_gather_flag_still_writes_the_diffusers_transformer(data, tmp_path):
+    """The issue's crash: ZeRO-3 with ``zero3_save_16bit_model: false`` died at its first checkpoint."""
+    pytest.importorskip("deepspeed")
+    text = (REPO / "configs/accelerate/deepspeed_zero3.yaml").read_text()
+    assert "zero3_save_16bit_model: true" in text
+    config = tmp_path / "zero3_no_gather.yaml"
+    config.write_text(text.replace("zero3_save_16bit_model: true", "zero3_save_16bit_model: false"))
+    out = tmp_path / "run"
+    _launch(config, 1, data, out, "train.max_steps=2")
+    from dynamictrl.models import DynamiCtrlTransformer3DModel
+
+    DynamiCtrlTransformer3DModel.from_pretrained(out / "checkpoints/checkpoint-0000002/transformer")
+    assert not list((out / "checkpoints").glob("*.tmp"))
+
+
+@pytest.mark.slow
+def test_lora_with_a_sharding_engine_is_refused_in_one_line(data, tmp_path):
+    result = _run(REPO / "configs/accelerate/fsdp.yaml", 2, data, tmp_path / "run", "train.trainable=lora")
+    assert result.returncode != 0
+    assert "error: train.trainable=lora with an engine that shards the weights" in result.stderr
+
+
+def test_relinked_lr_scheduler_drives_the_optimizer_that_replaced_its_param_groups():
+    """What ZeRO-Offload does to the LR scheduler: accelerate builds DeepSpeedCPUAdam on the client optimizer's
+    param-group dicts, and loading a checkpoint replaces them; relinking makes the schedule reach the stepped
+    optimizer again."""
+    from types import SimpleNamespace
+
+    from dynamictrl.training.engines import relink_lr_scheduler
+
+    weight = torch.nn.Parameter(torch.zeros(2))
+    client = torch.optim.AdamW([weight], lr=1.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(client, lambda step: 0.1 * (step + 1))
+    base = torch.optim.AdamW(client.param_groups, lr=1.0)  # shares the group dicts, as accelerate does
+    assert base.param_groups[0] is client.param_groups[0]
+    base.load_state_dict(base.state_dict())  # what DeepSpeed's checkpoint load does: new group dicts
+    engine = SimpleNamespace(optimizer=SimpleNamespace(optimizer=base))
+    client.step()
+    scheduler.step()
+    assert base.param_groups[0]["lr"] == pytest.approx(0.1)  # frozen: the schedule went to the client's dicts
+    assert relink_lr_scheduler(engine, SimpleNamespace(scheduler=scheduler))
+    scheduler.step()
+    assert base.param_groups[0]["lr"] == pytest.approx(0.3)
+    assert not relink_lr_scheduler(engine, SimpleNamespace(scheduler=scheduler))  # already linked

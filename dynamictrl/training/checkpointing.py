@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..errors import UserError
 from ..models.checkpoint import load_base_state_dict
 
 logger = logging.getLogger(__name__)
@@ -35,7 +36,6 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 TRAINER_STATE = "trainer_state.json"
 TRAINABLE_WEIGHTS = "trainable.safetensors"
-_AC_PREFIX = "_checkpoint_wrapped_module."  # torch.distributed.algorithms._checkpoint.checkpoint_wrapper
 
 
 def checkpoint_dir(output_dir: str | Path) -> Path:
@@ -129,13 +129,8 @@ def _unwrap(accelerator, model):
 
 
 def trainable_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Parameters that require grad, by name (LoRA adapters and the pose branch); names as in the plain model (without
-    the wrapper that FSDP's activation checkpointing puts around each block)."""
-    return {
-        name.replace(_AC_PREFIX, ""): p.detach().contiguous().cpu()
-        for name, p in model.named_parameters()
-        if p.requires_grad
-    }
+    """Parameters that require grad, by name (LoRA adapters and the pose branch)."""
+    return {name: p.detach().contiguous().cpu() for name, p in model.named_parameters() if p.requires_grad}
 
 
 def save_transformer(model, path: str | Path, state_dict: dict[str, torch.Tensor] | None = None) -> Path:
@@ -165,13 +160,18 @@ def _zero3(accelerator) -> bool:
     return plugin is not None and plugin.zero_stage == 3
 
 
+def _sharded(accelerator) -> bool:
+    """The engine shards the weights themselves (ZeRO-3, FSDP): no rank holds the whole model."""
+    from accelerate.utils import DistributedType
+
+    return _zero3(accelerator) or accelerator.distributed_type == DistributedType.FSDP
+
+
 def full_state_dict(accelerator, model) -> dict[str, torch.Tensor] | None:
     """The whole state dict of a prepared model whose parameters are sharded (ZeRO-3, FSDP), gathered on the main
     process (``None`` elsewhere); ``None`` when every rank already holds the full weights. A collective: call it on
     every rank."""
-    from accelerate.utils import DistributedType
-
-    if not (_zero3(accelerator) or accelerator.distributed_type == DistributedType.FSDP):
+    if not _sharded(accelerator):
         return None
     state = accelerator.get_state_dict(model)  # ZeRO-3: layer by layer onto rank 0; FSDP2: full, offloaded to CPU
     return state if accelerator.is_main_process else None
@@ -181,7 +181,13 @@ def register_hooks(accelerator, transformer_type: type, lora: bool) -> None:
     """Make ``accelerator.save_state``/``load_state`` write and read the transformer in diffusers layout.
 
     Call it before ``accelerator.prepare``: under ZeRO-3 it turns on the gathering of the full weights at save time
-    (``stage3_gather_16bit_weights_on_model_save``), without which the diffusers-layout copy cannot be written."""
+    (``stage3_gather_16bit_weights_on_model_save``), without which the diffusers-layout copy cannot be written.
+    LoRA with an engine that shards the weights is refused (its adapters would be saved and merged per shard)."""
+    if lora and _sharded(accelerator):
+        raise UserError(
+            "train.trainable=lora with an engine that shards the weights (ZeRO-3 / FSDP) is not supported",
+            "LoRA fits on every GPU: launch with configs/accelerate/ddp.yaml or deepspeed_zero2.yaml",
+        )
     if _zero3(accelerator):
         zero = accelerator.state.deepspeed_plugin.deepspeed_config.setdefault("zero_optimization", {})
         if not zero.get("stage3_gather_16bit_weights_on_model_save"):
@@ -193,14 +199,12 @@ def register_hooks(accelerator, transformer_type: type, lora: bool) -> None:
             unwrapped = _unwrap(accelerator, model)
             if not isinstance(unwrapped, transformer_type):
                 continue
-            state = full_state_dict(accelerator, model)  # collective: every rank takes part
-            if lora:
-                trainable = trainable_state_dict(unwrapped)  # names; the tensors are shards when sharded
-                if state is not None:
-                    trainable = {name: state[name].contiguous().cpu() for name in trainable}
+            if lora:  # never sharded (refused above)
                 if accelerator.is_main_process:
-                    save_file(trainable, str(Path(output_dir) / TRAINABLE_WEIGHTS))
-            elif accelerator.is_main_process:
+                    save_file(trainable_state_dict(unwrapped), str(Path(output_dir) / TRAINABLE_WEIGHTS))
+                continue
+            state = full_state_dict(accelerator, model)  # collective: every rank takes part
+            if accelerator.is_main_process:
                 save_transformer(unwrapped, Path(output_dir) / "transformer", state)
         weights.clear()  # the transformer is the only prepared model: accelerate must not write model.safetensors
 
