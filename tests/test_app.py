@@ -108,6 +108,7 @@ def test_generate_endpoint_gives_an_mp4_with_every_pose_frame_at_the_model_size(
     assert command.startswith("python scripts/infer.py --ref ")
 
 
+@pytest.mark.slow  # a second process: python + torch start-up, the model, a generation
 def test_shown_command_reproduces_the_video_of_a_prompt_table(server, tmp_path):
     """The table of prompts goes through scripts/sample_long.py; its command, run in a shell, gives the same frames."""
     client, _ = server
@@ -174,6 +175,35 @@ def test_bad_setting_is_refused_with_one_message(server, changes, message):
     with pytest.raises(AppError) as refused:
         generate(client, **changes)
     assert message in str(refused.value) and "Traceback" not in str(refused.value)
+
+
+@pytest.mark.slow  # a second process: python + torch start-up, the model, a generation
+def test_mask_the_person_and_a_raw_video_with_pose_models_reproduce_from_the_command(app, bad_files, tmp_path):
+    """With DWPose models (tiny stand-ins), 'mask the person' runs tools/make_masks.py and a raw motion video is
+    extracted; the shown two-step command gives the same video."""
+    pytest.importorskip("onnxruntime")
+    from test_pose_dwpose import make_tiny_dwpose_models
+
+    models = tmp_path / "dwpose"
+    models.mkdir()
+    make_tiny_dwpose_models(models, {6: (200, 300, 0.8), 5: (380, 300, 0.7), 12: (250, 600, 0.9), 0: (288, 100, 1)})
+    animator = app.Animator(app.build_parser().parse_args(["--pose-models", str(models)]))
+    try:
+        request = app.Request(reference=str(DEMO / "reference.png"), pose=str(bad_files / "motion.mp4"), steps=2)
+        result = animator.run(request, mask_the_person=True)
+        expected, _ = read_video(result["video"])
+    finally:
+        animator.close()
+    command = result["command"]
+    assert command.startswith(f"python tools/make_masks.py {DEMO / 'reference.png'} --out reference_mask.png ")
+    assert "--mask reference_mask.png" in command and f"--pose-models {models}" in command
+    for folder in ("scripts", "tools"):
+        (tmp_path / folder).symlink_to(ROOT / folder)
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    proc = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "reference_mask.png").is_file()
+    np.testing.assert_array_equal(read_video(tmp_path / "outputs" / "app.mp4")[0], expected)
 
 
 def test_prompt_table_rows_are_checked_like_a_prompts_file(app):
