@@ -242,6 +242,12 @@ def check_python(args: list[str], mention: bool = False) -> None:
         return
     script, script_args = args[0], args[1:]
     check_repo_paths(args)
+    source = (ROOT / script).read_text(encoding="utf-8") if (ROOT / script).is_file() else ""
+    if "argparse" not in source and "def main(" not in source:  # e.g. `python tests/x.py --gate` reads sys.argv
+        assert source, f"{script} does not exist"
+        for flag in (t for t in script_args if t.startswith("-")):
+            assert f'"{flag}"' in source, f"{script} does not read {flag}"
+        return
     if mention:
         check_mention(script, script_args)
         return
