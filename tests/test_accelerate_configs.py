@@ -138,10 +138,14 @@ def test_zero3_config_without_the_gather_flag_still_writes_the_diffusers_transfo
 
 
 @pytest.mark.slow
-def test_lora_with_a_sharding_engine_is_refused_in_one_line(data, tmp_path):
-    result = _run(REPO / "configs/accelerate/fsdp.yaml", 2, data, tmp_path / "run", "train.trainable=lora")
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [("train.trainable=lora", "train.trainable=lora"), ("train.ema.enabled=true", "train.ema.enabled")],
+)
+def test_lora_or_ema_with_a_sharding_engine_is_refused_in_one_line(override, named, data, tmp_path):
+    result = _run(REPO / "configs/accelerate/fsdp.yaml", 2, data, tmp_path / "run", override)
     assert result.returncode != 0
-    assert "error: train.trainable=lora with an engine that shards the weights" in result.stderr
+    assert f"error: {named} with an engine that shards the weights (ZeRO-3 / FSDP) is not supported" in result.stderr
 
 
 def test_relinked_lr_scheduler_drives_the_optimizer_that_replaced_its_param_groups():

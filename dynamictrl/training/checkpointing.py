@@ -177,16 +177,22 @@ def full_state_dict(accelerator, model) -> dict[str, torch.Tensor] | None:
     return state if accelerator.is_main_process else None
 
 
-def register_hooks(accelerator, transformer_type: type, lora: bool) -> None:
+def register_hooks(accelerator, transformer_type: type, lora: bool, ema: bool = False) -> None:
     """Make ``accelerator.save_state``/``load_state`` write and read the transformer in diffusers layout.
 
     Call it before ``accelerator.prepare``: under ZeRO-3 it turns on the gathering of the full weights at save time
     (``stage3_gather_16bit_weights_on_model_save``), without which the diffusers-layout copy cannot be written.
-    LoRA with an engine that shards the weights is refused (its adapters would be saved and merged per shard)."""
+    LoRA and EMA with an engine that shards the weights are refused (adapters and EMA weights would be kept, merged
+    and saved per shard)."""
     if lora and _sharded(accelerator):
         raise UserError(
             "train.trainable=lora with an engine that shards the weights (ZeRO-3 / FSDP) is not supported",
             "LoRA fits on every GPU: launch with configs/accelerate/ddp.yaml or deepspeed_zero2.yaml",
+        )
+    if ema and _sharded(accelerator):
+        raise UserError(
+            "train.ema.enabled with an engine that shards the weights (ZeRO-3 / FSDP) is not supported",
+            "use configs/accelerate/deepspeed_zero2.yaml or ddp.yaml, or train.ema.enabled=false",
         )
     if _zero3(accelerator):
         zero = accelerator.state.deepspeed_plugin.deepspeed_config.setdefault("zero_optimization", {})

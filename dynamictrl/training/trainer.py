@@ -204,7 +204,9 @@ class Trainer:
             num_training_steps=cfg.train.max_steps * accelerator.num_processes,
             num_cycles=opt.lr_num_cycles,
         )
-        register_hooks(accelerator, DynamiCtrlTransformer3DModel, lora=cfg.train.trainable == "lora")
+        register_hooks(
+            accelerator, DynamiCtrlTransformer3DModel, lora=cfg.train.trainable == "lora", ema=cfg.train.ema.enabled
+        )
         self.transformer, self.optimizer, self.lr_scheduler = accelerator.prepare(transformer, optimizer, lr_scheduler)
         # FSDP2 replaces the parameters with sharded ones: take them from the prepared model
         self.params = [p for p in self.transformer.parameters() if p.requires_grad]
