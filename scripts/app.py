@@ -20,6 +20,7 @@ import importlib.util
 import os
 import shlex
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -458,6 +459,7 @@ def main(argv: list[str] | None = None) -> int:
 
         ModelGeometry.from_folder(args.model, args.transformer)  # a bad folder: one line, before anything loads
     page = build_app(args)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # `kill` too removes the results folder (finally below)
     try:
         launch(page, args)
     except OSError as err:  # the port is taken, or the address is not this machine's
