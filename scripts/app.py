@@ -137,7 +137,8 @@ def generation_command(request: Request, app: argparse.Namespace, out: Path, wor
         argv += ["--prompts-file", str(prompts_file)]
     else:
         script = "infer.py"
-        argv += ["--prompt", " ".join(request.prompt.split())]
+        prompt = " ".join(request.prompt.split())
+        argv += [f"--prompt={prompt}"] if prompt.startswith("-") else ["--prompt", prompt]  # not read as a flag
     argv += ["--out", str(out), *model_argv(app)]
     if request.mask:
         argv += ["--mask", str(request.mask)]
@@ -282,7 +283,11 @@ class Animator:
                 mask, mask_step = self.mask_person(request.reference, work)
                 request.mask = str(mask)
             script, argv = generation_command(request, self.app, out, work)
-            animate(script_parser(script).parse_args(argv), loaded=self.loaded)  # prints to the server log
+            try:
+                args = script_parser(script).parse_args(argv)
+            except SystemExit as exit_:  # argparse already wrote why to the server log
+                raise UserError(f"scripts/{script} refused these settings", "see the server log") from exit_
+            animate(args, loaded=self.loaded)  # prints to the server log
             renames = {str(out): "outputs/app.mp4", str(work / "reference_mask.png"): "reference_mask.png"}
             command = reproduce_command(script, argv, renames, prompt_rows(request.prompts), mask_step)
             return {

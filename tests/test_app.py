@@ -219,14 +219,14 @@ def test_shown_command_names_the_model_flags_the_app_runs_with(app, tmp_path):
     args = app.build_parser().parse_args(
         ["--model", "m", "--transformer", "t", "--dtype", "bf16", "--offload", "model", "--vae-tiling"]
     )
-    request = app.Request(reference="ref.png", pose="pose.mp4", prompt="a dancer", steps=30, retarget="off")
+    request = app.Request(reference="ref.png", pose="pose.mp4", prompt="-a dancer", steps=30, retarget="off")
     out = tmp_path / "result.mp4"
     script, argv = app.generation_command(request, args, out, tmp_path)
     command = app.reproduce_command(script, argv, {str(out): "outputs/app.mp4"}, [])
     parsed = app.script_parser(script).parse_args(shlex.split(command)[2:])
     assert script == "infer.py" and str(parsed.out) == "outputs/app.mp4"
     assert (str(parsed.model), str(parsed.transformer), parsed.dtype, parsed.offload) == ("m", "t", "bf16", "model")
-    assert parsed.vae_tiling and parsed.steps == 30 and parsed.retarget is False and parsed.prompt == "a dancer"
+    assert parsed.vae_tiling and parsed.steps == 30 and parsed.retarget is False and parsed.prompt == "-a dancer"
 
 
 def test_mask_the_person_without_pose_models_is_a_message(server):
