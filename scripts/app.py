@@ -460,9 +460,9 @@ def main(argv: list[str] | None = None) -> int:
     existing_dir("--pose-models", args.pose_models, "a folder with the DWPose ONNX files")
     existing_dir("--sam-dir", args.sam_dir, "a local SAM folder, e.g. a copy of facebook/sam-vit-base")
     if args.model is not None:
-        from dynamictrl.pipelines.cli_checks import ModelGeometry
+        from dynamictrl.pipelines.cli import model_geometry
 
-        ModelGeometry.from_folder(args.model, args.transformer)  # a bad folder: one line, before anything loads
+        model_geometry(args.model, args.transformer)  # as infer.py checks it: one line, before anything loads
     page = build_app(args)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # `kill` too removes the results folder (finally below)
     try:
