@@ -13,9 +13,9 @@
 Every optional dependency is imported lazily; anything that cannot apply here raises :class:`AccelerationUnavailable`
 with the reason (callers such as ``scripts/benchmark.py`` log it and carry on without that speed-up).
 
-Why CogVideoX's attention is switched with ``torch.nn.attention.sdpa_kernel`` rather than diffusers' attention
-dispatcher: diffusers 0.42's ``CogVideoXAttnProcessor2_0`` calls ``F.scaled_dot_product_attention`` directly and has no
-``_attention_backend`` attribute, so ``ModelMixin.set_attention_backend`` leaves it unchanged.
+The model's own attention processors (``dynamictrl/models/attention.py``) call diffusers' ``dispatch_attention_fn``, so
+``model.set_attention_backend("native" | "_native_math" | "flash" | ...)`` also works; :func:`set_attention_backend`
+here wraps them in ``torch.nn.attention.sdpa_kernel`` instead (the benchmark's kernel names).
 """
 
 from __future__ import annotations
@@ -161,7 +161,7 @@ def set_attention_backend(model: nn.Module, backend: str, device: torch.device |
 def fuse_qkv(model: nn.Module) -> None:
     """Fuse Q, K, V of every full-attention module into one projection (diffusers' ``fuse_qkv_projections``).
 
-    The pose cross-attention of ``pose_control="cross_attn"`` is our own module and keeps separate projections.
+    The pose cross-attention of ``pose_control="cross_attn"`` fuses its key and value projections.
     """
     if not hasattr(model, "fuse_qkv_projections"):
         raise AccelerationUnavailable(f"{type(model).__name__} has no fuse_qkv_projections")

@@ -8,6 +8,7 @@ import torch
 from diffusers.models.transformers.cogvideox_transformer_3d import CogVideoXBlock
 from torch import nn
 
+from .attention import DynamiCtrlJointAttnProcessor
 from .pose_control import PoseAdaptiveLayerNorm, PoseCrossAttention
 
 
@@ -22,6 +23,7 @@ class DynamiCtrlBlock(CogVideoXBlock):
 
     def __init__(self, *args: Any, pose_control: str = "none", **kwargs: Any):
         super().__init__(*args, **kwargs)
+        self.attn1.set_processor(DynamiCtrlJointAttnProcessor())  # CogVideoX's maths, through diffusers' dispatcher
         self.pose_control = pose_control
         dim = self.norm1.norm.normalized_shape[0]
         time_embed_dim = self.norm1.linear.in_features
@@ -55,9 +57,7 @@ class DynamiCtrlBlock(CogVideoXBlock):
             hidden_states, encoder_hidden_states, temb
         )
         if self.pose_control == "padaln":
-            pose_modulated, pose_gate = self.control_norm1(pose_tokens, temb)
-            norm_hidden_states = norm_hidden_states + pose_modulated
-            pose_tokens = pose_modulated + pose_gate * pose_modulated  # the next block's y
+            norm_hidden_states, pose_tokens = self.control_norm1(pose_tokens, temb, norm_hidden_states)
 
         attn_hidden_states, attn_encoder_hidden_states = self.attn1(
             hidden_states=norm_hidden_states,
@@ -70,7 +70,9 @@ class DynamiCtrlBlock(CogVideoXBlock):
 
         if self.pose_control == "cross_attn":
             hidden_states = hidden_states + self.pose_attn(
-                self.pose_attn_norm(hidden_states), pose_tokens, image_rotary_emb
+                hidden_states=self.pose_attn_norm(hidden_states),
+                encoder_hidden_states=pose_tokens,
+                image_rotary_emb=image_rotary_emb,
             )
 
         norm_hidden_states, norm_encoder_hidden_states, gate_ff, enc_gate_ff = self.norm2(

@@ -11,9 +11,10 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
-from diffusers.models.embeddings import apply_rotary_emb
+from diffusers.models.attention_processor import Attention
 from torch import nn
+
+from .attention import PoseCrossAttnProcessor
 
 POSE_CONTROLS = ("padaln", "uvt", "cross_attn", "none")
 # Modes whose pose latent goes through the shared patch embedding as a separate token stream.
@@ -28,7 +29,9 @@ def check_pose_control(value: str) -> str:
 
 
 class PoseAdaptiveLayerNorm(nn.Module):
-    """PadaLN: ``p = LN(y) * (1 + scale) + shift`` with ``shift, scale, gate = Linear(SiLU(temb))``.
+    """PadaLN: ``p = LN(y) * (1 + scale) + shift`` with ``shift, scale, gate = Linear(SiLU(temb))``; the pose stream
+    handed to the next block is ``p + gate * p``. All of PadaLN's maths lives here: the block hands over its
+    normalised video tokens and gets them back with ``p`` added.
 
     Chunk order (shift, scale, gate) and the submodule names ``linear`` / ``norm`` are the official checkpoint
     contract (``transformer_blocks.{i}.control_norm1.{linear,norm}``).
@@ -51,50 +54,42 @@ class PoseAdaptiveLayerNorm(nn.Module):
         dim = self.linear.out_features // 3
         nn.init.constant_(self.linear.bias[dim : 2 * dim], -1.0)
 
-    def forward(self, pose_tokens: torch.Tensor, temb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # pose_tokens: (B, N, D), temb: (B, T_emb)
+    def forward(
+        self, pose_tokens: torch.Tensor, temb: torch.Tensor, hidden_states: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(hidden_states + p, p + gate * p)``: the video tokens with the pose added (after norm1), and the
+        next block's pose stream ``y``. (The order of the two sums is the official one, which keeps even the
+        gradients bit-identical.)"""
+        # pose_tokens, hidden_states: (B, N, D); temb: (B, T_emb)
         shift, scale, gate = self.linear(self.silu(temb)).chunk(3, dim=1)  # each (B, D)
         modulated = self.norm(pose_tokens) * (1 + scale)[:, None, :] + shift[:, None, :]
-        return modulated, gate[:, None, :]
+        hidden_states = hidden_states + modulated
+        return hidden_states, modulated + gate[:, None, :] * modulated
 
 
-class PoseCrossAttention(nn.Module):
+class PoseCrossAttention(Attention):
     """Video tokens (queries) attend to pose tokens (keys/values); QK LayerNorm as in CogVideoX attention.
 
-    Video and pose tokens share one grid, so with rotary positions the same rotary embedding is applied to both
-    queries and keys, which lets a video token find the pose token at its own place. The output projection is
-    zero-initialised (``zero_init``) so a new branch adds nothing at step 0.
+    diffusers' ``Attention`` with :class:`PoseCrossAttnProcessor`, so fused K/V projections
+    (``fuse_qkv_projections``) and attention backends (``set_attention_backend``) reach it like the full attention.
+    Weight names: ``to_q``, ``to_k``, ``to_v``, ``norm_q``, ``norm_k``, ``to_out.0`` (checkpoints saved before this
+    was an ``Attention`` name the output projection ``to_out``; the transformer renames it on load). The output
+    projection is zero-initialised (``zero_init``) so a new branch adds nothing at step 0.
     """
 
     def __init__(self, dim: int, heads: int, head_dim: int, bias: bool = True, eps: float = 1e-6):
-        super().__init__()
-        self.heads, self.head_dim = heads, head_dim
-        inner = heads * head_dim
-        self.to_q = nn.Linear(dim, inner, bias=bias)
-        self.to_k = nn.Linear(dim, inner, bias=bias)
-        self.to_v = nn.Linear(dim, inner, bias=bias)
-        self.norm_q = nn.LayerNorm(head_dim, eps=eps)
-        self.norm_k = nn.LayerNorm(head_dim, eps=eps)
-        self.to_out = nn.Linear(inner, dim, bias=True)
+        super().__init__(
+            query_dim=dim,
+            cross_attention_dim=dim,
+            heads=heads,
+            dim_head=head_dim,
+            qk_norm="layer_norm",
+            eps=eps,
+            bias=bias,
+            out_bias=True,
+            processor=PoseCrossAttnProcessor(),
+        )
 
     def zero_init(self) -> None:
-        nn.init.zeros_(self.to_out.weight)
-        nn.init.zeros_(self.to_out.bias)
-
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        return x.unflatten(-1, (self.heads, self.head_dim)).transpose(1, 2)  # (B, heads, N, head_dim)
-
-    def forward(
-        self,
-        video_tokens: torch.Tensor,
-        pose_tokens: torch.Tensor,
-        image_rotary_emb: tuple[torch.Tensor, torch.Tensor] | None = None,
-    ) -> torch.Tensor:
-        query = self.norm_q(self._heads(self.to_q(video_tokens)))
-        key = self.norm_k(self._heads(self.to_k(pose_tokens)))
-        value = self._heads(self.to_v(pose_tokens))
-        if image_rotary_emb is not None:
-            query = apply_rotary_emb(query, image_rotary_emb)
-            key = apply_rotary_emb(key, image_rotary_emb)
-        out = F.scaled_dot_product_attention(query, key, value)  # (B, heads, N, head_dim)
-        return self.to_out(out.transpose(1, 2).flatten(2))
+        nn.init.zeros_(self.to_out[0].weight)
+        nn.init.zeros_(self.to_out[0].bias)

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 from diffusers.configuration_utils import register_to_config
+from diffusers.models.attention_processor import Attention
 from diffusers.models.embeddings import get_3d_rotary_pos_embed
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
 from diffusers.models.transformers.cogvideox_transformer_3d import CogVideoXTransformer3DModel
@@ -41,6 +42,7 @@ class DynamiCtrlTransformer3DModel(CogVideoXTransformer3DModel):
     """
 
     _no_split_modules = ["DynamiCtrlBlock", "CogVideoXPatchEmbed"]
+    _repeated_blocks = ["DynamiCtrlBlock"]  # what ModelMixin.compile_repeated_blocks() compiles
 
     @register_to_config
     def __init__(
@@ -185,6 +187,31 @@ class DynamiCtrlTransformer3DModel(CogVideoXTransformer3DModel):
         _check_all_weights_loaded(model, Path(pretrained_model_name_or_path) / (kwargs.get("subfolder") or ""), info)
         return (model, info) if output_loading_info else model
 
+    # ------------------------------------------------------------------ diffusers hooks
+
+    def fuse_qkv_projections(self) -> None:
+        """Fuse Q/K/V (full attention) and K/V (pose cross-attention) into one projection each.
+
+        Unlike CogVideoX's version this keeps our processors (they read ``attn.fused_projections``), so the pose
+        cross-attention is not handed CogVideoX's joint processor and attention backends stay set.
+        """
+        for module in self.modules():
+            if isinstance(module, Attention):
+                module.fuse_projections(fuse=True)
+
+    def unfuse_qkv_projections(self) -> None:
+        """Back to separate projections. The fused copies are dropped, so weights changed while fused are lost."""
+        for module in self.modules():
+            if isinstance(module, Attention) and module.fused_projections:
+                for name in ("to_qkv", "to_kv"):
+                    if hasattr(module, name):
+                        delattr(module, name)
+                module.fused_projections = False
+
+    def _fix_state_dict_keys_on_load(self, state_dict: dict[str, torch.Tensor]) -> None:
+        super()._fix_state_dict_keys_on_load(state_dict)
+        rename_legacy_pose_keys(state_dict)
+
     # ------------------------------------------------------------------ forward
 
     def rotary_embedding(
@@ -261,6 +288,7 @@ class DynamiCtrlTransformer3DModel(CogVideoXTransformer3DModel):
         hidden_states: torch.Tensor,
         encoder_hidden_states: torch.Tensor | None,
         timestep: int | float | torch.Tensor,
+        *,
         pose_latents: torch.Tensor | None = None,
         image_rotary_emb: tuple[torch.Tensor, torch.Tensor] | None = None,
         ofs: int | float | torch.Tensor | None = None,
@@ -269,6 +297,8 @@ class DynamiCtrlTransformer3DModel(CogVideoXTransformer3DModel):
         timestep_cond: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor] | Transformer2DModelOutput:
         """Predict the denoising target.
+
+        Everything after ``timestep`` is keyword-only (diffusers' parent has ``timestep_cond`` in that position).
 
         Args:
             hidden_states: (B, F', 2C, H', W') noisy latents concatenated with the reference latent on channels.
@@ -326,6 +356,16 @@ class DynamiCtrlTransformer3DModel(CogVideoXTransformer3DModel):
 def is_pose_branch_key(name: str) -> bool:
     """True for parameter names that belong to a pose branch (absent from base CogVideoX checkpoints)."""
     return any(part in name for part in (".control_norm1.", ".pose_attn.", ".pose_attn_norm."))
+
+
+def rename_legacy_pose_keys(state_dict: dict[str, Any]) -> dict[str, Any]:
+    """Rename, in place, ``cross_attn`` keys saved before the pose cross-attention was a diffusers ``Attention``.
+
+    Its output projection was ``pose_attn.to_out.{weight,bias}``; it is now ``pose_attn.to_out.0.*``.
+    """
+    for key in [k for k in state_dict if ".pose_attn.to_out." in k and ".to_out.0." not in k]:
+        state_dict[key.replace(".pose_attn.to_out.", ".pose_attn.to_out.0.")] = state_dict.pop(key)
+    return state_dict
 
 
 def _check_all_weights_loaded(model: DynamiCtrlTransformer3DModel, path: Path, info: dict[str, list]) -> None:
