@@ -4,7 +4,8 @@ A checkpoint folder ``OUTPUT/checkpoints/checkpoint-<step>/`` holds::
 
     transformer/            diffusers layout, safetensors (full / pose_branch_only training), config.json inside
     trainable.safetensors   LoRA adapters + pose branch, by parameter name (lora training)
-    optimizer.bin, scheduler.bin, random_states_<rank>.pkl, ...   accelerate's state (or DeepSpeed's folder)
+    optimizer.bin, scheduler.bin, random_states_<rank>.pkl, ...   accelerate's state; DeepSpeed's pytorch_model/ or
+                            FSDP2's pytorch_model_fsdp_0/ + optimizer_0/ (sharded) instead of optimizer.bin
     trainer_state.json      global step, micro-batches consumed (the data position), skipped-clip counts
     config.yaml             the resolved training config
 
@@ -135,7 +136,7 @@ def trainable_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def save_transformer(model, path: str | Path, state_dict: dict[str, torch.Tensor] | None = None) -> Path:
     """Write ``model`` in diffusers layout (config.json + safetensors, sharded at 5 GB). ``state_dict`` replaces the
-    model's own tensors (a ZeRO-3 run passes the gathered full state dict)."""
+    model's own tensors (ZeRO-3 and FSDP runs pass the gathered full state dict)."""
     path = Path(path)
     if state_dict is None:
         model.save_pretrained(path, safe_serialization=True, max_shard_size="5GB")
