@@ -13,7 +13,7 @@ A sample is ``num_frames`` frames taken every ``frame_stride`` frames (random st
 with the inference policy (:func:`dynamictrl.data.io.resize_and_center_crop`). The reference image is the first
 sampled frame and the pose clip covers the same frames, so the pose video's first frame is the reference's pose:
 the official release's convention. With a mask, the reference is masked to the person with probability
-``reference_mask_prob``, by the pipeline's own :func:`~dynamictrl.pipelines.conditioning.apply_reference_mask`
+``reference_mask_prob``, by :func:`~dynamictrl.data.pixels.apply_reference_mask` (the one the pipeline uses)
 (background 0 in [-1, 1], i.e. mid-grey), so training and inference see the same masked reference.
 
 An unreadable video is skipped (the next clip is used instead) and counted in the sample's ``skipped`` field so the
@@ -35,9 +35,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from ..pipelines.conditioning import apply_reference_mask
 from .io import IMAGE_SUFFIXES, VideoReadError, read_image, read_video, resize_and_center_crop
-from .pixels import to_model_range
+from .pixels import apply_reference_mask, to_model_range
 from .prompts import read_clip_prompts
 
 logger = logging.getLogger(__name__)

@@ -25,3 +25,17 @@ def signed_to_uint8(values: torch.Tensor) -> torch.Tensor:
 def to_model_range(frames: np.ndarray) -> torch.Tensor:
     """uint8 frames (T, H, W, 3) -> float tensor (3, T, H, W) in [-1, 1]."""
     return uint8_to_signed(torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2))
+
+
+def apply_reference_mask(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mask the reference to the person: image (B, 3, H, W) in [-1, 1] × mask (B or 1, 1, H, W) in [0, 1].
+
+    The background becomes 0 (mid-grey), so only the prompt can draw it (DynamiCtrl's masked-reference mode).
+    """
+    if mask.ndim == 2:
+        mask = mask[None, None]
+    elif mask.ndim == 3:
+        mask = mask[:, None]
+    if mask.shape[-2:] != image.shape[-2:]:
+        raise ValueError(f"mask size {tuple(mask.shape[-2:])} does not match the image size {tuple(image.shape[-2:])}")
+    return image * mask.to(device=image.device, dtype=image.dtype)

@@ -25,6 +25,7 @@ from diffusers.pipelines.cogvideo.pipeline_cogvideox_image2video import retrieve
 from PIL import Image
 
 from ..data.frames import is_frame_count, latent_frame_count
+from ..data.pixels import apply_reference_mask as apply_reference_mask  # re-exported
 from ..data.pixels import signed_to_uint8, uint8_to_signed
 
 logger = logging.getLogger(__name__)
@@ -115,20 +116,6 @@ def encode_reference(
         latent = latent * vae.config.scaling_factor
     padding = latent.new_zeros(latent.shape[0], num_latent_frames - 1, *latent.shape[2:])
     return torch.cat([latent, padding], dim=1)  # (B, F', C, H', W')
-
-
-def apply_reference_mask(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mask the reference to the person: image (B, 3, H, W) in [-1, 1] × mask (B or 1, 1, H, W) in [0, 1].
-
-    The background becomes 0 (mid-grey), so only the prompt can draw it (DynamiCtrl's masked-reference mode).
-    """
-    if mask.ndim == 2:
-        mask = mask[None, None]
-    elif mask.ndim == 3:
-        mask = mask[:, None]
-    if mask.shape[-2:] != image.shape[-2:]:
-        raise ValueError(f"mask size {tuple(mask.shape[-2:])} does not match the image size {tuple(image.shape[-2:])}")
-    return image * mask.to(device=image.device, dtype=image.dtype)
 
 
 def official_reference_scaling(vae) -> bool:
