@@ -96,7 +96,7 @@ def test_dtype_names_resolve_once_and_unknown_names_list_the_allowed_ones():
 
 def test_default_device_follows_cuda_availability_for_every_caller(monkeypatch):
     from dynamictrl.pipelines import cli
-    from dynamictrl.pose import captions, masks
+    from dynamictrl.preprocess import captions, masks
 
     assert cli.default_device is masks.default_device is captions.default_device is devices.default_device
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)

@@ -15,7 +15,7 @@ import pytest
 
 from dynamictrl.data.io import write_video
 from dynamictrl.data.prompts import read_prompts, write_prompts
-from dynamictrl.pose.captions import QwenCaptioner, clean_caption, sample_frame_indices, template_caption
+from dynamictrl.preprocess.captions import QwenCaptioner, clean_caption, sample_frame_indices, template_caption
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,7 +9,7 @@ import pytest
 
 from dynamictrl.data.io import read_image, read_video, write_video
 from dynamictrl.pose.keypoints import PoseSequence
-from dynamictrl.pose.masks import SamMasker, iou, mask_to_uint8, pose_mask, pose_masks, temporal_vote
+from dynamictrl.preprocess.masks import SamMasker, iou, mask_to_uint8, pose_mask, pose_masks, temporal_vote
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from dynamictrl.data.io import read_video
     from dynamictrl.data.prompts import read_prompts, write_prompts
-    from dynamictrl.pose.captions import QwenCaptioner, template_caption
+    from dynamictrl.preprocess.captions import QwenCaptioner, template_caption
 
     captions = {} if args.overwrite or not args.out.is_file() else read_prompts(args.out)
 

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from dynamictrl.data.io import write_image, write_video
     from dynamictrl.pose.keypoints import PoseSequence
-    from dynamictrl.pose.masks import SamMasker, mask_to_uint8, pose_masks
+    from dynamictrl.preprocess.masks import SamMasker, mask_to_uint8, pose_masks
 
     existing_file("--keypoints", args.keypoints, "a pose file (.npz/.json)")
     existing_dir("--sam-dir", args.sam_dir, "a local SAM folder, e.g. a copy of facebook/sam-vit-base")
