@@ -50,6 +50,8 @@ RUN: dict[str, tuple[dict[str, str], str]] = {
         {},
         "train.max_steps=2 checkpoint.every_steps=2 logging.report_to=[]",
     ),
+    # ... and animate with the trained run (the journey: toy data -> training -> MP4)
+    "python scripts/infer.py --model runs/tiny_cpu/final": ({}, "--steps 1"),
     # the model card's metrics: test clips -> animate with the shipped model -> evaluate
     "python tools/make_synthetic.py --out data/puppet/test9 --num 32": ({"--num 32": "--num 2"}, ""),
     "python tools/animate_dataset.py --data data/puppet/test9 --model assets/models/dynamictrl-tiny": (
@@ -395,6 +397,7 @@ def test_doc_commands_run_shrunk_on_the_cpu(tmp_path):
         ran.append(command.text)
     assert len(ran) == len(RUN)
     assert (work / "runs/tiny_cpu/final/transformer/config.json").is_file()
+    assert (work / "runs/tiny_cpu/animation.mp4").stat().st_size > 0
     assert (work / "outputs/eval/other-pose.json").is_file()
 
 
