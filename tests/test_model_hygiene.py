@@ -10,6 +10,7 @@ import pytest
 import torch
 from diffusers.models.attention_dispatch import AttentionBackendName, _AttentionBackendRegistry
 from diffusers.models.attention_processor import Attention
+from diffusers.models.transformers.cogvideox_transformer_3d import CogVideoXBlock
 from safetensors.torch import load_file, save_file
 
 from dynamictrl.models import DynamiCtrlTransformer3DModel, build_transformer
@@ -65,6 +66,12 @@ def test_forward_arguments_after_timestep_are_keyword_only():
     inputs = _inputs(model)
     with pytest.raises(TypeError, match="positional"):
         model(inputs["hidden_states"], inputs["encoder_hidden_states"], inputs["timestep"], inputs["pose_latents"])
+
+
+def test_block_takes_cogvideox_block_arguments_in_the_parents_order():
+    parent = list(inspect.signature(CogVideoXBlock.forward).parameters)
+    ours = list(inspect.signature(DynamiCtrlBlock.forward).parameters)
+    assert ours[: len(parent)] == parent and ours[len(parent) :] == ["pose_tokens"]
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -46,10 +46,11 @@ class DynamiCtrlBlock(CogVideoXBlock):
         hidden_states: torch.Tensor,  # (B, N_video, D)
         encoder_hidden_states: torch.Tensor,  # (B, N_text, D)
         temb: torch.Tensor,  # (B, T_emb)
-        pose_tokens: torch.Tensor | None = None,  # (B, N_video, D) for padaln / cross_attn
         image_rotary_emb: tuple[torch.Tensor, torch.Tensor] | None = None,
         attention_kwargs: dict[str, Any] | None = None,
+        pose_tokens: torch.Tensor | None = None,  # (B, N_video, D) for padaln / cross_attn
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        # CogVideoXBlock's arguments in its order, then ours (positional: gradient checkpointing passes no keywords)
         text_seq_length = encoder_hidden_states.size(1)
         attention_kwargs = attention_kwargs or {}
 

@@ -338,7 +338,7 @@ class DynamiCtrlTransformer3DModel(CogVideoXTransformer3DModel):
 
         # 3. Transformer blocks
         for block in self.transformer_blocks:
-            args = (hidden_states, encoder_hidden_states, emb, pose_tokens, image_rotary_emb, attention_kwargs)
+            args = (hidden_states, encoder_hidden_states, emb, image_rotary_emb, attention_kwargs, pose_tokens)
             if torch.is_grad_enabled() and self.gradient_checkpointing:
                 hidden_states, encoder_hidden_states, pose_tokens = self._gradient_checkpointing_func(block, *args)
             else:
