@@ -443,3 +443,18 @@ def test_doc_links_point_to_files_in_the_repository():
             if not path.exists() or not path.is_relative_to(ROOT):  # e.g. ../shared/ is not in users' clones
                 broken.append(f"{doc.relative_to(ROOT)}: {target}")
     assert not broken
+
+
+# Paths the docs name that belong to another repository (the official DynamiCtrl release), not this one.
+OTHER_REPOSITORIES = {"scripts/dynamictrl_inference.py"}
+
+
+def test_repository_paths_named_in_the_docs_exist():
+    missing = []
+    for doc in DOCS:
+        for span in re.findall(r"`([^`\s]+)`", doc.read_text(encoding="utf-8")):
+            path = span.rstrip(".,:;").split("::")[0]
+            if path.startswith(REPO_DIRS) and path not in OTHER_REPOSITORIES:
+                if not (ROOT / path).exists() and not any(ROOT.glob(path)):
+                    missing.append(f"{doc.relative_to(ROOT)}: {path}")
+    assert not missing
