@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from dynamictrl.data.io import read_video
-from dynamictrl.data.synthetic.export import write_dataset
 from dynamictrl.models.tiny import build_tiny_components
 from dynamictrl.pipelines import DynamiCtrlPipeline
+from dynamictrl.puppet.export import write_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -126,7 +126,7 @@ def test_long_videos_chain_clips_with_a_background_per_clip(tmp_path):
 
 
 def test_replace_background_names_the_new_wall():
-    from dynamictrl.data.synthetic import replace_background
+    from dynamictrl.puppet import replace_background
 
     caption = "The person in the image is wearing a red t-shirt. The background is a plain blue wall."
     assert replace_background(caption, "a plain red wall").endswith("The background is a plain red wall.")

@@ -63,10 +63,10 @@ import numpy as np
 import pytest
 import torch
 
-from dynamictrl.data.synthetic import make_sample
 from dynamictrl.eval.baselines import pose_strokes
 from dynamictrl.eval.synthetic_metrics import region_metrics, silhouette_iou
 from dynamictrl.pose.render import render_pose_sequence
+from dynamictrl.puppet import make_sample
 
 MODEL = Path(__file__).resolve().parents[1] / "assets" / "models" / "dynamictrl-tiny"
 GATE_SPLIT, GATE_SEEDS = "test", tuple(range(300_000, 300_012))  # judged here; never used to choose margins

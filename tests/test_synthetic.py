@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from dynamictrl.data.synthetic import (
+from dynamictrl.pose.keypoints import BODY_INDEX
+from dynamictrl.pose.render import render_pose_sequence
+from dynamictrl.puppet import (
     MOTION_FAMILIES,
     SPLITS,
     PuppetWorld,
@@ -12,10 +14,8 @@ from dynamictrl.data.synthetic import (
     split_families,
     tempo_bands,
 )
-from dynamictrl.data.synthetic.motion import sample_motion
-from dynamictrl.data.synthetic.palette import COLORS
-from dynamictrl.pose.keypoints import BODY_INDEX
-from dynamictrl.pose.render import render_pose_sequence
+from dynamictrl.puppet.motion import sample_motion
+from dynamictrl.puppet.palette import COLORS
 
 SIZE, FRAMES = 48, 7
 

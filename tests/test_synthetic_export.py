@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from dynamictrl.data.io import read_image, read_video
-from dynamictrl.data.synthetic import make_sample
-from dynamictrl.data.synthetic.export import write_dataset
+from dynamictrl.puppet import make_sample
+from dynamictrl.puppet.export import write_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 

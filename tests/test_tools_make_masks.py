@@ -22,7 +22,7 @@ def _tool():
 
 
 def test_fallback_matches_synthetic_puppet():
-    from dynamictrl.data.synthetic.world import make_sample
+    from dynamictrl.puppet.world import make_sample
 
     ious, coverage = [], []
     for seed in range(4):
@@ -119,7 +119,7 @@ def test_sam_prompts_and_tool(tiny_sam, tmp_path):
 
 
 def test_tool_fallback_outputs(tmp_path, capsys):
-    from dynamictrl.data.synthetic.world import make_sample
+    from dynamictrl.puppet.world import make_sample
 
     sample = make_sample(0, size=64, frames=3, render_pose=False)
     video = write_video(tmp_path / "in.mp4", sample.video, lossless=True)

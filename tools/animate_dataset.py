@@ -69,8 +69,8 @@ def animate_dataset(
 
     from dynamictrl.data.io import make_contact_sheet, read_image, read_video, to_uint8, write_image, write_video
     from dynamictrl.data.prompts import read_clip_prompts
-    from dynamictrl.data.synthetic import replace_background
     from dynamictrl.pipelines.long_video import sample_long_video
+    from dynamictrl.puppet import replace_background
 
     if reference not in REFERENCES:
         raise ValueError(f"reference must be one of {REFERENCES}, got {reference!r}")

@@ -29,7 +29,7 @@ TEXT_EMBED_DIM = 64
 
 def caption_corpus(num: int = 400) -> list[str]:
     """Captions of the puppet world (both styles, all splits): the word vocabulary of the tiny model."""
-    from dynamictrl.data.synthetic import SPLITS, STYLES, make_sample
+    from dynamictrl.puppet import SPLITS, STYLES, make_sample
 
     return [
         make_sample(seed, split=split, size=32, frames=1, style=style, render_pose=False).caption

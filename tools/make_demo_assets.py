@@ -24,9 +24,9 @@ import numpy as np
 
 from dynamictrl.cli import ArgumentParser, at_least, frame_count, run_cli
 from dynamictrl.data.io import write_image, write_video
-from dynamictrl.data.synthetic import make_sample
 from dynamictrl.errors import UserError
 from dynamictrl.pose.render import render_pose_sequence
+from dynamictrl.puppet import make_sample
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 
 from dynamictrl.cli import ArgumentParser, at_least, run_cli
-from dynamictrl.data.synthetic.export import write_dataset
-from dynamictrl.data.synthetic.motion import SPLITS
-from dynamictrl.data.synthetic.world import STYLES
 from dynamictrl.errors import UserError
+from dynamictrl.puppet.export import write_dataset
+from dynamictrl.puppet.motion import SPLITS
+from dynamictrl.puppet.world import STYLES
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -142,7 +142,7 @@ def named_background_colors(record: dict | None) -> list[list[int]]:
         if value is None:
             value = bg.get(name_key)
         if isinstance(value, str):
-            from dynamictrl.data.synthetic.palette import COLORS
+            from dynamictrl.puppet.palette import COLORS
 
             if value not in COLORS:
                 raise ValueError(f"meta background colour {value!r} is not a known colour name; known: {sorted(COLORS)}")

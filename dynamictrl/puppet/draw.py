@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dynamictrl.data.synthetic.clothing import Appearance
-from dynamictrl.data.synthetic.palette import COLORS, HAIR_COLORS
-from dynamictrl.data.synthetic.skeleton import HAIR_END, HEAD, L_TOE, NECK_TOP, R_TOE, K, Proportions, face_facing
+from dynamictrl.puppet.clothing import Appearance
+from dynamictrl.puppet.palette import COLORS, HAIR_COLORS
+from dynamictrl.puppet.skeleton import HAIR_END, HEAD, L_TOE, NECK_TOP, R_TOE, K, Proportions, face_facing
 
 SKIN, SHIRT, BOTTOM, SHOES, HAIR, EYE = range(6)
 _EYE_RGB = (20, 18, 25)

@@ -6,8 +6,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from dynamictrl.data.synthetic.background import BackgroundSpec
-from dynamictrl.data.synthetic.palette import COLORS, DEMO_COLORS, HAIR_COLORS, SKIN_TONES, color_distance
+from dynamictrl.puppet.background import BackgroundSpec
+from dynamictrl.puppet.palette import COLORS, DEMO_COLORS, HAIR_COLORS, SKIN_TONES, color_distance
 
 SHIRT_PATTERNS: tuple[str, ...] = ("solid", "stripes", "checks")
 _MIN_CONTRAST = 90.0  # minimum RGB distance between a garment and the wall / the neighbouring garment

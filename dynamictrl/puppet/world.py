@@ -7,14 +7,14 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from dynamictrl.data.synthetic.background import render_background, sample_background
-from dynamictrl.data.synthetic.clothing import make_caption, pick_contrasting, sample_appearance
-from dynamictrl.data.synthetic.draw import EYE_VISIBLE, build_parts, rasterize
-from dynamictrl.data.synthetic.motion import MOTION_FAMILIES, SPLITS, check_split, sample_motion
-from dynamictrl.data.synthetic.palette import BACKGROUND_COLORS_DEMO, BACKGROUND_COLORS_FULL
-from dynamictrl.data.synthetic.skeleton import K, face_facing, forward_kinematics, sample_proportions, standing_height
 from dynamictrl.pose.keypoints import NUM_BODY, PoseSequence
 from dynamictrl.pose.render import render_pose_sequence
+from dynamictrl.puppet.background import render_background, sample_background
+from dynamictrl.puppet.clothing import make_caption, pick_contrasting, sample_appearance
+from dynamictrl.puppet.draw import EYE_VISIBLE, build_parts, rasterize
+from dynamictrl.puppet.motion import MOTION_FAMILIES, SPLITS, check_split, sample_motion
+from dynamictrl.puppet.palette import BACKGROUND_COLORS_DEMO, BACKGROUND_COLORS_FULL
+from dynamictrl.puppet.skeleton import K, face_facing, forward_kinematics, sample_proportions, standing_height
 
 logger = logging.getLogger(__name__)
 

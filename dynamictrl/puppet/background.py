@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from dynamictrl.data.synthetic.palette import BACKGROUND_COLORS_DEMO, BACKGROUND_COLORS_FULL, COLORS
+from dynamictrl.puppet.palette import BACKGROUND_COLORS_DEMO, BACKGROUND_COLORS_FULL, COLORS
 
 #: Pattern -> caption template ({a}: "a" or "an" for the main colour, {c}: main colour, {c2}: secondary colour).
 BACKGROUND_TEMPLATES: dict[str, str] = {

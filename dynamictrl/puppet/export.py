@@ -26,8 +26,8 @@ from tqdm.auto import tqdm
 
 from dynamictrl.data.io import write_image, write_video
 from dynamictrl.data.prompts import write_prompts
-from dynamictrl.data.synthetic.world import make_sample
 from dynamictrl.pose.render import render_pose_sequence
+from dynamictrl.puppet.world import make_sample
 
 logger = logging.getLogger(__name__)
 

@@ -4,15 +4,15 @@
 ``tools/make_synthetic.py`` writes them in the official training-data layout.
 """
 
-from dynamictrl.data.synthetic.background import (
+from dynamictrl.puppet.background import (
     BACKGROUND_TEMPLATES,
     BackgroundSpec,
     background_from_caption,
     render_background,
 )
-from dynamictrl.data.synthetic.clothing import Appearance, make_caption, replace_background
-from dynamictrl.data.synthetic.motion import MOTION_FAMILIES, SPLITS, split_families, tempo_bands
-from dynamictrl.data.synthetic.world import STYLES, PuppetWorld, SyntheticSample, make_sample
+from dynamictrl.puppet.clothing import Appearance, make_caption, replace_background
+from dynamictrl.puppet.motion import MOTION_FAMILIES, SPLITS, split_families, tempo_bands
+from dynamictrl.puppet.world import STYLES, PuppetWorld, SyntheticSample, make_sample
 
 __all__ = [
     "BACKGROUND_TEMPLATES",

@@ -1,7 +1,7 @@
 """Motion families (joint-angle curves over time) and the train / val / test split of motions.
 
 A family draws its random parameters once and returns a function ``pose(t)`` that maps times in seconds (T,)
-to joint-angle channels (see :data:`~dynamictrl.data.synthetic.skeleton.POSE_CHANNELS`). Every curve is a
+to joint-angle channels (see :data:`~dynamictrl.puppet.skeleton.POSE_CHANNELS`). Every curve is a
 smooth function of time built from sinusoids, so motions are smooth at any frame rate and the reference image
 can show the same motion at another moment.
 
