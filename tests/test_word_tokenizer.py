@@ -1,6 +1,6 @@
 from transformers import AutoTokenizer
 
-from dynamictrl.models.word_tokenizer import build_word_tokenizer, words_of
+from dynamictrl.puppet.word_tokenizer import build_word_tokenizer, words_of
 
 
 def test_vocabulary_round_trip_and_unknown_words(tmp_path):

@@ -47,7 +47,7 @@ def build_base(
     from transformers import T5Config, T5EncoderModel
 
     from dynamictrl.models.tiny import COGVIDEOX_SCHEDULER_CONFIG
-    from dynamictrl.models.word_tokenizer import build_word_tokenizer
+    from dynamictrl.puppet.word_tokenizer import build_word_tokenizer
 
     vae = AutoencoderKLCogVideoX.from_pretrained(vae_dir)
     out.mkdir(parents=True, exist_ok=True)
