@@ -130,7 +130,7 @@ def main(argv=None) -> int:
     from diffusers import AutoencoderKLCogVideoX
     from PIL import Image
 
-    from dynamictrl.training.vae import (
+    from dynamictrl.puppet.vae import (
         VAETrainConfig,
         comparison_grid,
         evaluate_vae,

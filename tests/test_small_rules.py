@@ -60,7 +60,7 @@ def test_every_frame_count_check_applies_the_one_rule():
     from dynamictrl.errors import UserError
     from dynamictrl.pipelines.conditioning import check_num_frames
     from dynamictrl.pipelines.long_video import plan_clips
-    from dynamictrl.training.vae import VAETrainConfig
+    from dynamictrl.puppet.vae import VAETrainConfig
 
     def refuses(error, call, *args, **kwargs) -> bool:
         try:

@@ -1,4 +1,4 @@
-"""The VAE trainer (dynamictrl/training/vae.py, scripts/train_vae.py) on a very small config (16 px, 5 frames)."""
+"""The VAE trainer (dynamictrl/puppet/vae.py, scripts/train_vae.py) on a very small config (16 px, 5 frames)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from diffusers import AutoencoderKLCogVideoX
 from PIL import Image
 from safetensors.torch import load_file
 
-from dynamictrl.training.vae import (
+from dynamictrl.puppet.vae import (
     VAETrainConfig,
     build_vae,
     comparison_grid,

@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from ..data.frames import is_frame_count
 from ..data.pixels import signed_to_uint8, to_model_range
-from ..puppet import STYLES, make_sample
+from .world import STYLES, make_sample
 
 logger = logging.getLogger(__name__)
 
