@@ -130,7 +130,6 @@ def test_a_vae_too_small_to_tile_is_refused_by_the_pipeline():
     assert isinstance(err.value, UserError)  # scripts print it as one `error:` line (dynamictrl.cli.run_cli)
 
 
-@pytest.mark.slow
 def test_shipped_model_with_vae_tiling_gives_the_untiled_video_within_tolerance():
     pipe = DynamiCtrlPipeline.from_pretrained(MODEL)
     pipe.set_progress_bar_config(disable=True)
