@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 from diffusers.configuration_utils import register_to_config
+from diffusers.models._modeling_parallel import ContextParallelInput, ContextParallelOutput
 from diffusers.models.attention_processor import Attention
 from diffusers.models.embeddings import get_3d_rotary_pos_embed
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
@@ -43,6 +44,24 @@ class DynamiCtrlTransformer3DModel(CogVideoXTransformer3DModel):
 
     _no_split_modules = ["DynamiCtrlBlock", "CogVideoXPatchEmbed"]
     _repeated_blocks = ["DynamiCtrlBlock"]  # what ModelMixin.compile_repeated_blocks() compiles
+    # Context parallelism (enable_parallelism): video, text and pose tokens are split along the sequence where they
+    # enter the first block, the rotary rows of the video tokens at the model's input (each rank rotates its own
+    # tokens). The joint attention concatenates each rank's text and video shards; the all-to-all gives every rank
+    # all keys, whose order attention does not depend on. The video tokens are gathered again after proj_out.
+    _cp_plan = {
+        "transformer_blocks.0": {
+            "hidden_states": ContextParallelInput(split_dim=1, expected_dims=3),
+            "encoder_hidden_states": ContextParallelInput(split_dim=1, expected_dims=3),
+            "pose_tokens": ContextParallelInput(split_dim=1, expected_dims=3),
+        },
+        "": {  # the rotary table is a forward argument shared by all blocks: split once, at the model's input
+            "image_rotary_emb": [
+                ContextParallelInput(split_dim=0, expected_dims=2),
+                ContextParallelInput(split_dim=0, expected_dims=2),
+            ],
+        },
+        "proj_out": ContextParallelOutput(gather_dim=1, expected_dims=3),
+    }
 
     @register_to_config
     def __init__(
