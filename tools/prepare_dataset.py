@@ -5,7 +5,8 @@
     accelerate launch scripts/train.py --config configs/train/padaln.yaml data.latents=/data/tiktok/latents
 
 The model components, frame count, size and stride come from the training config (so the cache matches the run);
-every encoding goes through ``dynamictrl.pipelines.conditioning`` like training and inference. Written:
+a clip is encoded by ``dynamictrl.pipelines.conditioning.encode_clip``, the trainer's own encoding, and written by
+``dynamictrl.data.latent_cache.LatentCacheWriter`` beside the reader training uses. Written:
 
     OUT/index.json                 meta (frames, size, stride, latent shape, VAE scaling) and one entry per clip
     OUT/shard-00000.safetensors    per clip: latents, pose_latents, reference_latents[, masked_reference_latents]
@@ -19,7 +20,6 @@ Unreadable videos are skipped and listed at the end.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -48,13 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     check_train_paths(cfg, read_latents=False)  # the cache is written here, not read
 
     import torch
-    from safetensors.torch import save_file
     from tqdm.auto import tqdm
 
-    from dynamictrl.data.dataset import LATENT_INDEX, VideoPoseDataset
+    from dynamictrl.data.dataset import VideoPoseDataset
     from dynamictrl.data.io import VideoReadError
+    from dynamictrl.data.latent_cache import LatentCacheWriter
     from dynamictrl.devices import default_device, torch_dtype
-    from dynamictrl.pipelines.conditioning import encode_prompt, encode_reference, encode_video
+    from dynamictrl.pipelines.conditioning import encode_clip, encode_prompt
     from dynamictrl.training.spec import load_components, resolve_reference_scaling
 
     device = torch.device(args.device or default_device())
@@ -68,16 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     text_encoder = components.text_encoder.to(device, dtype).eval() if components.text_encoder is not None else None
     max_length = cfg.model.max_text_seq_length or components.transformer.config.max_text_seq_length
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    writer = LatentCacheWriter(out, shard_size=args.shard_size)
+    scale = resolve_reference_scaling(cfg.model, vae)
 
-    entries, bad, shard, shard_index = [], [], {}, 0
+    bad = []
     span = (data.num_frames - 1) * data.frame_stride + 1
-
-    def flush() -> None:
-        nonlocal shard, shard_index
-        if shard:
-            save_file(shard, str(out / f"shard-{shard_index:05d}.safetensors"))
-            shard, shard_index = {}, shard_index + 1
 
     def jobs():
         """(index, start) of every clip to encode; unreadable or too-short videos are recorded in ``bad``."""
@@ -105,43 +100,32 @@ def main(argv: list[str] | None = None) -> int:
     def encode_batch(samples: list) -> None:
         """Encode clips together: the VAE is several times faster per clip in batches than one by one."""
         stack = lambda key: torch.stack([s[key] for s in samples]).to(device, dtype)  # noqa: E731
-        latents = encode_video(vae, stack("video"), sample=False)  # (B, F', C, H', W')
-        pose = encode_video(vae, stack("pose"), sample=False)
-        frames = latents.shape[1]
-        scale = resolve_reference_scaling(cfg.model, vae)
-        reference = encode_reference(vae, stack("reference"), frames, scale_latents=scale, sample=False)
         masked = [i for i, s in enumerate(samples) if "masked_reference" in s]
-        masked_latents = {}
+        masked_images = None
         if masked:
-            images = torch.stack([samples[i]["masked_reference"] for i in masked]).to(device, dtype)
-            encoded = encode_reference(vae, images, frames, scale_latents=scale, sample=False)
-            masked_latents = dict(zip(masked, encoded))
+            masked_images = torch.stack([samples[i]["masked_reference"] for i in masked]).to(device, dtype)
+        encoded = encode_clip(
+            vae,
+            stack("video"),
+            stack("pose"),
+            stack("reference"),
+            scale_reference=scale,
+            sample=False,
+            masked_reference=masked_images,
+        )
+        masked_latents = dict(zip(masked, encoded.pop("masked_reference_latents", ())))
         prompts = None
         if text_encoder is not None:
             prompts = encode_prompt(
                 components.tokenizer, text_encoder, [s["prompt"] for s in samples], max_length, device=device
             )
         for i, sample in enumerate(samples):
-            key = f"{sample['name']}@{sample['start']}"
-            tensors = {"latents": latents[i], "pose_latents": pose[i], "reference_latents": reference[i]}
+            tensors = {name: value[i] for name, value in encoded.items()}
             if i in masked_latents:
                 tensors["masked_reference_latents"] = masked_latents[i]
             if prompts is not None:
                 tensors["prompt_embeds"] = prompts[i]
-            for name, tensor in tensors.items():
-                shard[f"{key}.{name}"] = tensor.float().cpu().contiguous()
-            entries.append(
-                dict(
-                    name=sample["name"],
-                    key=key,
-                    shard=f"shard-{shard_index:05d}.safetensors",
-                    start=sample["start"],
-                    prompt=sample["prompt"],
-                    has_mask=i in masked_latents,
-                )
-            )
-            if sum(e["shard"] == entries[-1]["shard"] for e in entries[-args.shard_size :]) >= args.shard_size:
-                flush()
+            writer.add(sample["name"], sample["start"], sample["prompt"], tensors)
 
     with torch.no_grad():
         todo = list(jobs())
@@ -153,11 +137,13 @@ def main(argv: list[str] | None = None) -> int:
                     samples.append({**sample, "start": start})
             if samples:
                 encode_batch(samples)
-        flush()
+        writer.flush()
         if text_encoder is not None:
-            empty = encode_prompt(components.tokenizer, text_encoder, [""], max_length, device=device)[0]
-            save_file({"prompt_embeds": empty.float().cpu().contiguous()}, str(out / "empty_prompt.safetensors"))
+            writer.write_empty_prompt(
+                encode_prompt(components.tokenizer, text_encoder, [""], max_length, device=device)[0]
+            )
 
+    entries = writer.entries
     if not entries:
         print(f"no clip could be encoded; {len(bad)} unreadable:\n" + "\n".join(bad), file=sys.stderr)
         return 1
@@ -170,14 +156,14 @@ def main(argv: list[str] | None = None) -> int:
         frame_stride=data.frame_stride,
         clips_per_video=args.clips_per_video,
         vae_scaling_factor=float(vae.config.scaling_factor),
-        scale_reference_latents=resolve_reference_scaling(cfg.model, vae),
+        scale_reference_latents=scale,
         has_prompt_embeds=text_encoder is not None,
         max_text_seq_length=max_length,
         model_source=cfg.model.source,
         first_key=first["key"],
     )
-    (out / LATENT_INDEX).write_text(json.dumps(dict(meta=meta, entries=entries), indent=1))
-    print(f"wrote {len(entries)} clips in {shard_index} shard(s) to {out}; skipped {len(bad)} unreadable videos")
+    writer.finish(meta)
+    print(f"wrote {len(entries)} clips in {writer.num_shards} shard(s) to {out}; skipped {len(bad)} unreadable videos")
     for line in bad:
         print(f"  skipped {line}")
     return 0

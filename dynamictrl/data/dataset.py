@@ -1,4 +1,4 @@
-"""Training data in the official DynamiCtrl layout, read as pixels or as pre-computed latents.
+"""Training data in the official DynamiCtrl layout, read as pixels (the latent cache is :mod:`.latent_cache`).
 
 Layout (the official DynamiCtrl training-data layout)::
 
@@ -25,7 +25,6 @@ run reads exactly the clips (and crops, masks) the uninterrupted run would have.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,8 +39,6 @@ from .pixels import apply_reference_mask, to_model_range
 from .prompts import read_clip_prompts
 
 logger = logging.getLogger(__name__)
-
-LATENT_INDEX = "index.json"
 
 
 # ---------------------------------------------------------------------------------------------------- the layout
@@ -236,88 +233,6 @@ class VideoPoseDataset(Dataset):
             mask = masks[frame : frame + 1]
         mask = resize_and_center_crop(mask, self.height, self.width)[0]  # (H, W, 3)
         return (mask[..., 0] > 127).astype(np.uint8)
-
-
-# ---------------------------------------------------------------------------------------------------- latent cache
-
-
-class LatentDataset(Dataset):
-    """Pre-computed latents written by ``tools/prepare_dataset.py`` (safetensors shards + ``index.json``).
-
-    ``dataset[(index, epoch)]`` returns::
-
-        latents            (F', C, H', W')  target clip latents (x VAE scaling factor)
-        pose_latents       (F', C, H', W')
-        reference_latents  (F', C, H', W')  frame 0 = reference, zeros after; the masked one with reference_mask_prob
-        prompt_embeds      (L, D)           absent when the cache was written without a text encoder
-        name, skipped
-    """
-
-    def __init__(self, folder: str | Path, reference_mask_prob: float = 0.0, seed: int = 0):
-        self.folder = Path(folder)
-        index_path = self.folder / LATENT_INDEX
-        if not index_path.is_file():
-            raise FileNotFoundError(f"{index_path}: not found; write the cache with tools/prepare_dataset.py")
-        index = json.loads(index_path.read_text())
-        self.meta: dict[str, Any] = index["meta"]
-        self.entries: list[dict[str, Any]] = index["entries"]
-        if not self.entries:
-            raise ValueError(f"{index_path}: the cache has no entries")
-        missing = sorted({e["shard"] for e in self.entries if not (self.folder / e["shard"]).is_file()})
-        if missing:
-            raise FileNotFoundError(f"{self.folder}: missing shards {missing}")
-        self.reference_mask_prob = reference_mask_prob
-        self.seed = seed
-        if reference_mask_prob > 0 and not any(e.get("has_mask") for e in self.entries):
-            raise ValueError(
-                f"data.reference_mask_prob={reference_mask_prob} but the cache {self.folder} has no masked references"
-            )
-        self._handles: dict[str, Any] = {}
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    def empty_prompt_embeds(self) -> torch.Tensor | None:
-        """Embeddings of the empty prompt (L, D) stored with the cache, or None without text."""
-        path = self.folder / "empty_prompt.safetensors"
-        if not path.is_file():
-            return None
-        from safetensors.torch import load_file
-
-        return load_file(path)["prompt_embeds"]
-
-    def _tensor(self, shard: str, key: str) -> torch.Tensor:
-        from safetensors import safe_open
-
-        if shard not in self._handles:
-            self._handles[shard] = safe_open(self.folder / shard, framework="pt")
-        return self._handles[shard].get_tensor(key)
-
-    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
-        index, epoch = key if isinstance(key, tuple) else (key, 0)
-        entry = self.entries[index]
-        rng = sample_rng(self.seed, epoch, index)
-        prefix = entry["key"]
-        shard = entry["shard"]
-        use_mask = entry.get("has_mask") and rng.random() < self.reference_mask_prob
-        sample = dict(
-            latents=self._tensor(shard, f"{prefix}.latents"),
-            pose_latents=self._tensor(shard, f"{prefix}.pose_latents"),
-            reference_latents=self._tensor(
-                shard, f"{prefix}.masked_reference_latents" if use_mask else f"{prefix}.reference_latents"
-            ),
-            name=entry["name"],
-            prompt=entry.get("prompt", ""),
-            skipped=0,
-        )
-        if self.meta.get("has_prompt_embeds"):
-            sample["prompt_embeds"] = self._tensor(shard, f"{prefix}.prompt_embeds")
-        return sample
-
-    def __getstate__(self) -> dict[str, Any]:  # safetensors handles do not pickle (DataLoader workers)
-        state = dict(self.__dict__)
-        state["_handles"] = {}
-        return state
 
 
 # ---------------------------------------------------------------------------------------------------- batching

@@ -1,4 +1,9 @@
-"""Pixels and text -> what the DynamiCtrl transformer consumes. Shared by the pipeline and the trainer.
+"""Pixels and text -> what the DynamiCtrl transformer consumes, and the transformer call itself.
+
+The one description of DynamiCtrl's conditions, shared by the pipeline, the trainer (``training/spec.py``) and the
+latent-cache tool (``tools/prepare_dataset.py``): :func:`encode_clip` (target, pose, reference of a training clip),
+:func:`encode_pose` / :func:`encode_reference` (inference), :func:`encode_prompt`, and :class:`TransformerCall`
+(``cat([noisy, reference])`` on channels, pose latents, rotary embedding, ofs).
 
 Conventions (those of the official DynamiCtrl release, which follow diffusers' CogVideoX image-to-video pipeline):
 
@@ -18,6 +23,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -118,6 +125,48 @@ def encode_reference(
     return torch.cat([latent, padding], dim=1)  # (B, F', C, H', W')
 
 
+def encode_pose(
+    vae,
+    pose: torch.Tensor,
+    generator: torch.Generator | None = None,
+    patch_size_t: int | None = None,
+    sample: bool = True,
+) -> torch.Tensor:
+    """Pose video (B, 3, F, H, W) in [-1, 1] -> pose latents (B, F', C, H', W'), padded at the front like the target
+    latents for CogVideoX 1.5 (see :func:`pad_latent_frames`)."""
+    latents = encode_video(vae, pose, generator=generator, sample=sample)
+    return pad_latent_frames(latents, patch_size_t)[0]
+
+
+def encode_clip(
+    vae,
+    video: torch.Tensor,
+    pose: torch.Tensor,
+    reference: torch.Tensor,
+    generator: torch.Generator | None = None,
+    scale_reference: bool = True,
+    sample: bool = True,
+    masked_reference: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """Latents of a training clip: ``latents`` (target), ``pose_latents``, ``reference_latents`` (B, F', C, H', W')
+    and, given ``masked_reference`` (B', 3, H, W), ``masked_reference_latents``.
+
+    Encoded in this order (target, pose, reference, masked reference), so a ``generator`` gives the same samples on
+    every path. ``sample=False`` takes posterior modes (the latent cache).
+    """
+    latents = encode_video(vae, video, generator=generator, sample=sample)
+    out = dict(latents=latents, pose_latents=encode_video(vae, pose, generator=generator, sample=sample))
+    frames = latents.shape[1]
+    out["reference_latents"] = encode_reference(
+        vae, reference, frames, generator=generator, scale_latents=scale_reference, sample=sample
+    )
+    if masked_reference is not None:
+        out["masked_reference_latents"] = encode_reference(
+            vae, masked_reference, frames, generator=generator, scale_latents=scale_reference, sample=sample
+        )
+    return out
+
+
 def official_reference_scaling(vae) -> bool:
     """``scale_latents`` value that reproduces the official release: False when the VAE sets ``invert_scale_latents``."""
     return not getattr(vae.config, "invert_scale_latents", False)
@@ -154,6 +203,58 @@ def encode_prompt(
     device = device if device is not None else text_encoder.device
     embeds = text_encoder(tokens.input_ids.to(device))[0]  # (B, L, D)
     return embeds.to(device=device, dtype=dtype if dtype is not None else embeds.dtype)
+
+
+@dataclass
+class TransformerCall:
+    """The conditions of one batch, ready for the denoiser: ``call(transformer, noisy, timestep)`` runs it.
+
+    ``image_latents`` (B, F', C, H', W') are concatenated to the noisy latents on channels; ``pose_latents`` go in
+    separately; the rotary embedding and ``ofs`` (CogVideoX 1.5) are computed once. Training and inference both run
+    the transformer through this, so the model sees one input layout.
+    """
+
+    image_latents: torch.Tensor
+    pose_latents: torch.Tensor | None
+    prompt_embeds: torch.Tensor | None
+    image_rotary_emb: Any
+    ofs: torch.Tensor | None
+    attention_kwargs: dict[str, Any] | None = None
+
+    @classmethod
+    def build(
+        cls,
+        transformer,
+        image_latents: torch.Tensor,
+        pose_latents: torch.Tensor | None,
+        prompt_embeds: torch.Tensor | None,
+        ofs: float,
+        ofs_batch_size: int,
+        attention_kwargs: dict[str, Any] | None = None,
+    ) -> TransformerCall:
+        """Rotary embedding for the latent grid of ``image_latents``; ``ofs`` as a (ofs_batch_size,) tensor when the
+        transformer has an ofs embedding (CogVideoX 1.5), else None. ``transformer`` may be wrapped (DDP, DeepSpeed)."""
+        model = transformer.module if hasattr(transformer, "module") else transformer
+        _, frames, _, height, width = image_latents.shape
+        device, dtype = image_latents.device, image_latents.dtype
+        rotary = model.rotary_embedding(frames, height, width, device=device)
+        ofs_emb = None
+        if model.config.ofs_embed_dim is not None:
+            ofs_emb = torch.full((ofs_batch_size,), float(ofs), device=device, dtype=dtype)
+        return cls(image_latents, pose_latents, prompt_embeds, rotary, ofs_emb, attention_kwargs)
+
+    def __call__(self, transformer, noisy_latents: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
+        """The transformer's prediction (B, F', C, H', W') for ``noisy_latents`` at ``timestep`` (B,)."""
+        return transformer(
+            hidden_states=torch.cat([noisy_latents, self.image_latents], dim=2),  # (B, F', 2C, H', W')
+            encoder_hidden_states=self.prompt_embeds,
+            timestep=timestep,
+            pose_latents=self.pose_latents,
+            image_rotary_emb=self.image_rotary_emb,
+            ofs=self.ofs,
+            attention_kwargs=self.attention_kwargs,
+            return_dict=False,
+        )[0]
 
 
 def frames_to_tensor(frames: np.ndarray | Sequence[Image.Image] | Image.Image) -> torch.Tensor:

@@ -43,15 +43,15 @@ from dynamictrl.errors import check_local_model_folder, looks_like_local_path
 from dynamictrl.models.transformer import DynamiCtrlTransformer3DModel
 
 from .conditioning import (
+    TransformerCall,
     apply_reference_mask,
+    encode_pose,
     encode_prompt,
     encode_reference,
-    encode_video,
     frames_to_tensor,
     latent_frame_padding,
     num_latent_frames,
     official_reference_scaling,
-    pad_latent_frames,
     tensor_to_frames,
 )
 from .model_index import check_pose_weights, normalize_component_names
@@ -103,6 +103,7 @@ class DynamiCtrlPipeline(DiffusionPipeline):
         # Optional dynamictrl.acceleration.ConditionCache: prompt embeddings reused across calls (the long-video
         # sampler sets one, so each distinct prompt is encoded once per video rather than once per clip).
         self.text_cache = None
+        self._current_timestep = None
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs: Any) -> DynamiCtrlPipeline:
@@ -169,6 +170,15 @@ class DynamiCtrlPipeline(DiffusionPipeline):
     def interrupt(self) -> bool:
         return self._interrupt
 
+    @property
+    def current_timestep(self):
+        """The timestep being denoised (None outside the denoising loop), as in diffusers' pipelines."""
+        return self._current_timestep
+
+    @property
+    def attention_kwargs(self) -> dict[str, Any] | None:
+        return self._attention_kwargs
+
     # ------------------------------------------------------------------ input handling
 
     def check_inputs(
@@ -187,11 +197,21 @@ class DynamiCtrlPipeline(DiffusionPipeline):
         negative_prompt_embeds: torch.Tensor | None = None,
         callback_on_step_end_tensor_inputs: Sequence[str] | None = None,
     ) -> None:
-        """Raise ``ValueError`` naming the bad value and what is allowed."""
+        """Raise ``ValueError`` naming the bad value and what is allowed; called before any encoding or denoising."""
         if image is None:
             raise ValueError("image is required: the reference image (PIL image, uint8 array (H, W, 3) or tensor)")
         if not isinstance(image, (PIL.Image.Image, np.ndarray, torch.Tensor)):
             raise ValueError(f"image must be a PIL image, a numpy array or a torch tensor, got {type(image).__name__}")
+        if isinstance(image, torch.Tensor):
+            tensor = image[None] if image.ndim == 3 else image
+            if tensor.ndim != 4 or tensor.shape[1] not in (1, 3):
+                raise ValueError(
+                    f"a tensor image must be (3, H, W) or (1, 3, H, W) in [-1, 1], got {tuple(image.shape)}"
+                )
+        elif isinstance(image, np.ndarray) and not (
+            image.ndim == 2 or (image.ndim == 3 and image.shape[-1] in (1, 3, 4))
+        ):
+            raise ValueError(f"an image must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got shape {image.shape}")
         mult = self.size_multiple
         for name, value in (("height", height), ("width", width)):
             if not isinstance(value, int) or value <= 0 or value % mult:
@@ -220,6 +240,12 @@ class DynamiCtrlPipeline(DiffusionPipeline):
                     f"pose_video is required for pose_control={self.transformer.config.pose_control!r}: rendered pose "
                     "frames, first the reference image's pose, then the driving poses"
                 )
+            if isinstance(pose_video, torch.Tensor):
+                video = pose_video[None] if pose_video.ndim == 4 else pose_video
+                if video.ndim != 5 or video.shape[1] != 3:
+                    raise ValueError(
+                        f"a tensor pose_video must be (3, F, H, W) or (1, 3, F, H, W), got {tuple(pose_video.shape)}"
+                    )
             available = _num_frames(pose_video)
             if available == 0:
                 raise ValueError("pose_video is empty (0 frames)")
@@ -235,6 +261,11 @@ class DynamiCtrlPipeline(DiffusionPipeline):
             image_hw = _spatial_size(image)
             if mask_hw != image_hw:
                 raise ValueError(f"reference_mask has size {mask_hw} (H, W) but the image has size {image_hw}")
+            if not isinstance(reference_mask, PIL.Image.Image):
+                mask = reference_mask.detach().cpu() if isinstance(reference_mask, torch.Tensor) else reference_mask
+                squeezed = np.asarray(mask).squeeze()
+                if not (squeezed.ndim == 2 or (squeezed.ndim == 3 and squeezed.shape[-1] in (3, 4))):
+                    raise ValueError(f"reference_mask must be one (H, W) mask, got shape {np.asarray(mask).shape}")
         if self.transformer.config.use_text:
             if prompt is None and prompt_embeds is None:
                 raise ValueError("give prompt (str or list of str) or prompt_embeds; this model uses text")
@@ -247,12 +278,25 @@ class DynamiCtrlPipeline(DiffusionPipeline):
                 raise ValueError(f"prompt must be a string or a non-empty list of strings, got {prompt!r}")
             if negative_prompt is not None and negative_prompt_embeds is not None:
                 raise ValueError("give negative_prompt or negative_prompt_embeds, not both")
+            batch_size = self._batch_size(prompt, prompt_embeds)
+            if isinstance(negative_prompt, list) and len(negative_prompt) != batch_size:
+                raise ValueError(f"negative_prompt has {len(negative_prompt)} entries but prompt has {batch_size}")
             if prompt_embeds is not None and negative_prompt_embeds is not None:
                 if prompt_embeds.shape != negative_prompt_embeds.shape:
                     raise ValueError(
                         f"prompt_embeds {tuple(prompt_embeds.shape)} and negative_prompt_embeds "
                         f"{tuple(negative_prompt_embeds.shape)} must have the same shape"
                     )
+        if latents is not None:
+            shape = (
+                self._batch_size(prompt, prompt_embeds),
+                num_latent_frames(num_frames, self.vae_scale_factor_temporal, cfg.patch_size_t),
+                self.vae.config.latent_channels,
+                height // self.vae_scale_factor_spatial,
+                width // self.vae_scale_factor_spatial,
+            )
+            if tuple(latents.shape) != shape:
+                raise ValueError(f"latents has shape {tuple(latents.shape)}; expected {shape}")
         if callback_on_step_end_tensor_inputs is not None:
             bad = [k for k in callback_on_step_end_tensor_inputs if k not in self._callback_tensor_inputs]
             if bad:
@@ -264,10 +308,6 @@ class DynamiCtrlPipeline(DiffusionPipeline):
             tensor = image.detach().float()
             if tensor.ndim == 3:
                 tensor = tensor[None]
-            if tensor.ndim != 4 or tensor.shape[1] not in (1, 3):
-                raise ValueError(
-                    f"a tensor image must be (3, H, W) or (1, 3, H, W) in [-1, 1], got {tuple(image.shape)}"
-                )
             tensor = tensor.expand(-1, 3, -1, -1) if tensor.shape[1] == 1 else tensor
             if tuple(tensor.shape[-2:]) != (height, width):
                 frames = tensor_to_frames(tensor[0][:, None])[0]
@@ -284,10 +324,6 @@ class DynamiCtrlPipeline(DiffusionPipeline):
         if isinstance(pose_video, torch.Tensor):
             video = pose_video.detach().float()
             video = video[None] if video.ndim == 4 else video
-            if video.ndim != 5 or video.shape[1] != 3:
-                raise ValueError(
-                    f"a tensor pose_video must be (3, F, H, W) or (1, 3, F, H, W), got {tuple(video.shape)}"
-                )
             video = video[:, :, :num_frames]
             if tuple(video.shape[-2:]) != (height, width):
                 frames = tensor_to_frames(video[0])
@@ -302,6 +338,110 @@ class DynamiCtrlPipeline(DiffusionPipeline):
         elif frames.shape[-1] == 4:
             frames = frames[..., :3]
         return frames_to_tensor(resize_and_center_crop(frames, height, width))
+
+    def _batch_size(self, prompt, prompt_embeds) -> int:
+        """Videos per call: one per prompt (a string is one), or the rows of ``prompt_embeds``."""
+        if isinstance(prompt, list):
+            return len(prompt)
+        if prompt is None and prompt_embeds is not None and self.transformer.config.use_text:
+            return int(prompt_embeds.shape[0])
+        return 1
+
+    def _encode_text(self, texts: list[str], max_sequence_length: int, device, dtype) -> torch.Tensor:
+        """T5 embeddings of ``texts``, through :attr:`text_cache` when one is set."""
+
+        def compute() -> torch.Tensor:
+            return encode_prompt(self.tokenizer, self.text_encoder, texts, max_sequence_length, device, dtype)
+
+        if self.text_cache is None:
+            return compute()
+        key = (tuple(texts), max_sequence_length, str(device), str(dtype))
+        return self.text_cache.get("prompt", key, compute)
+
+    def encode_prompt(
+        self,
+        prompt: str | list[str] | None,
+        negative_prompt: str | list[str] | None = None,
+        do_classifier_free_guidance: bool = True,
+        prompt_embeds: torch.Tensor | None = None,
+        negative_prompt_embeds: torch.Tensor | None = None,
+        max_sequence_length: int = 226,
+        device: torch.device | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """``(prompt_embeds, negative_prompt_embeds)`` (B, L, D), as diffusers' CogVideoX pipelines return them.
+
+        Embeddings passed in are returned as they are; the negative ones are computed only with classifier-free
+        guidance (``negative_prompt`` defaults to ""). A model trained without text (``use_text=False``) gets
+        ``(None, None)``.
+        """
+        if not self.transformer.config.use_text:
+            return None, None
+        device = device or self._execution_device
+        dtype = dtype or self.text_encoder.dtype
+        if prompt_embeds is None:
+            prompt_embeds = self._encode_text(
+                [prompt] if isinstance(prompt, str) else list(prompt), max_sequence_length, device, dtype
+            )
+        if do_classifier_free_guidance and negative_prompt_embeds is None:
+            batch_size = prompt_embeds.shape[0]
+            negative = negative_prompt or ""
+            negative = [negative] * batch_size if isinstance(negative, str) else list(negative)
+            if len(negative) != batch_size:
+                raise ValueError(f"negative_prompt has {len(negative)} entries but prompt has {batch_size}")
+            negative_prompt_embeds = self._encode_text(negative, max_sequence_length, device, dtype)
+        return prompt_embeds, negative_prompt_embeds
+
+    def prepare_latents(
+        self,
+        image: torch.Tensor,
+        pose_video: torch.Tensor | None,
+        batch_size: int,
+        num_channels_latents: int,
+        num_frames: int,
+        height: int,
+        width: int,
+        dtype: torch.dtype,
+        device: torch.device,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        latents: torch.Tensor | None = None,
+        scale_reference_latents: bool | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``(latents, image_latents, pose_latents)``, each (batch_size, F', C, H', W'), as in diffusers'
+        ``CogVideoXImageToVideoPipeline.prepare_latents`` plus the pose.
+
+        ``image`` (1, 3, H, W) and ``pose_video`` (1, 3, F, H, W) are in [-1, 1] at the output size; ``num_frames``
+        counts pixel frames. The reference latent is frame 0 of the image latents (zeros after); with CogVideoX 1.5
+        the pose latents are padded at the front to a multiple of ``patch_size_t``. Noise is drawn last (after the
+        two encodings), from ``generator``, unless ``latents`` are given.
+        """
+        cfg = self.transformer.config
+        frames = num_latent_frames(num_frames, self.vae_scale_factor_temporal, cfg.patch_size_t)
+        image_latents = encode_reference(
+            self.vae,
+            image.to(device),
+            frames,
+            generator=_first(generator),
+            scale_latents=self._reference_scaling(scale_reference_latents),
+        ).to(device, dtype)  # (1, F', C, H', W')
+        image_latents = image_latents.expand(batch_size, -1, -1, -1, -1)
+        pose_latents = None
+        if pose_video is not None:
+            pose_latents = encode_pose(
+                self.vae, pose_video.to(device), generator=_first(generator), patch_size_t=cfg.patch_size_t
+            ).to(device, dtype)
+            pose_latents = pose_latents.expand(batch_size, -1, -1, -1, -1)
+        shape = (
+            batch_size,
+            frames,
+            num_channels_latents,
+            height // self.vae_scale_factor_spatial,
+            width // self.vae_scale_factor_spatial,
+        )
+        if latents is None:
+            latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+        latents = latents.to(device, dtype) * self.scheduler.init_noise_sigma
+        return latents, image_latents, pose_latents
 
     def _reference_scaling(self, override: bool | None) -> bool:
         if override is not None:
@@ -400,99 +540,78 @@ class DynamiCtrlPipeline(DiffusionPipeline):
         )
         self._guidance_scale = guidance_scale
         self._attention_kwargs = attention_kwargs
+        self._current_timestep = None
         self._interrupt = False
         device = self._execution_device
         dtype = self.transformer.dtype
         do_cfg = self.do_classifier_free_guidance
+        batch_size = self._batch_size(prompt, prompt_embeds)
 
         # 2. Encode the prompt (use_text=False models skip the text encoder)
-        def encode_text(texts: list[str]) -> torch.Tensor:
-            def compute() -> torch.Tensor:
-                return encode_prompt(self.tokenizer, self.text_encoder, texts, max_sequence_length, device, dtype)
-
-            if self.text_cache is None:
-                return compute()
-            key = (tuple(texts), max_sequence_length, str(device), str(dtype))
-            return self.text_cache.get("prompt", key, compute)
-
-        if cfg.use_text:
-            if prompt_embeds is None:
-                prompt_embeds = encode_text([prompt] if isinstance(prompt, str) else list(prompt))
-            batch_size = prompt_embeds.shape[0]
-            if do_cfg:
-                if negative_prompt_embeds is None:
-                    negative = negative_prompt or ""
-                    negative = [negative] * batch_size if isinstance(negative, str) else list(negative)
-                    if len(negative) != batch_size:
-                        raise ValueError(f"negative_prompt has {len(negative)} entries but prompt has {batch_size}")
-                    negative_prompt_embeds = encode_text(negative)
-                prompt_embeds = torch.cat([negative_prompt_embeds.to(device, dtype), prompt_embeds.to(device, dtype)])
-        else:
+        if not cfg.use_text:
             if prompt is not None or prompt_embeds is not None:
                 logger.info("this model was trained without text (use_text=False): the prompt is ignored")
-            batch_size = 1 if not isinstance(prompt, list) else len(prompt)
-            prompt_embeds = None
-        if do_cfg is False and guidance_scale > 1.0 and not cfg.use_text:
-            logger.info("guidance is on text only, and this model uses none: guidance_scale is ignored")
+            if guidance_scale > 1.0:
+                logger.info("guidance is on text only, and this model uses none: guidance_scale is ignored")
+        prompt_embeds, negative_prompt_embeds = self.encode_prompt(
+            prompt,
+            negative_prompt,
+            do_cfg,
+            prompt_embeds=prompt_embeds,
+            negative_prompt_embeds=negative_prompt_embeds,
+            max_sequence_length=max_sequence_length,
+            device=device,
+            dtype=dtype,
+        )
+        if do_cfg:
+            prompt_embeds = torch.cat([negative_prompt_embeds.to(device, dtype), prompt_embeds.to(device, dtype)])
 
         # 3. Timesteps
         timesteps, num_inference_steps = retrieve_timesteps(self.scheduler, num_inference_steps, device, timesteps)
         self._num_timesteps = len(timesteps)
 
-        # 4. Condition latents: reference (frame 0, zeros after) and pose, both from the one VAE
-        latent_frames = num_latent_frames(num_frames, self.vae_scale_factor_temporal, cfg.patch_size_t)
-        padding = latent_frame_padding(latent_frame_count(num_frames, self.vae_scale_factor_temporal), cfg.patch_size_t)
-        reference = self._prepare_image(image, height, width, reference_mask).to(device)
-        image_latents = encode_reference(
-            self.vae,
+        # 4. Latents: reference (frame 0, zeros after) and pose from the one VAE, then the initial noise
+        reference = self._prepare_image(image, height, width, reference_mask)
+        pose = None if cfg.pose_control == "none" else self._prepare_pose(pose_video, num_frames, height, width)
+        latents, image_latents, pose_latents = self.prepare_latents(
             reference,
-            latent_frames,
-            generator=_first(generator),
-            scale_latents=self._reference_scaling(scale_reference_latents),
-        ).to(device, dtype)  # (1, F', C, H', W')
-        image_latents = image_latents.expand(batch_size, -1, -1, -1, -1)
-        pose_latents = None
-        if cfg.pose_control != "none":
-            pose = self._prepare_pose(pose_video, num_frames, height, width).to(device)
-            pose_latents = encode_video(self.vae, pose, generator=_first(generator)).to(device, dtype)
-            pose_latents, _ = pad_latent_frames(pose_latents, cfg.patch_size_t)  # (1, F', C, H', W')
-            pose_latents = pose_latents.expand(batch_size, -1, -1, -1, -1)
+            pose,
+            batch_size,
+            self.vae.config.latent_channels,
+            num_frames,
+            height,
+            width,
+            dtype,
+            device,
+            generator,
+            latents,
+            scale_reference_latents,
+        )
+        padding = latent_frame_padding(latent_frame_count(num_frames, self.vae_scale_factor_temporal), cfg.patch_size_t)
 
-        # 5. Initial noise
-        shape = (batch_size, latent_frames, self.vae.config.latent_channels, *image_latents.shape[-2:])
-        if latents is None:
-            latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
-        elif tuple(latents.shape) != shape:
-            raise ValueError(f"latents has shape {tuple(latents.shape)}; expected {shape}")
-        latents = latents.to(device, dtype) * self.scheduler.init_noise_sigma
-
-        # 6. Positional and ofs embeddings, scheduler kwargs
-        rotary = self.transformer.rotary_embedding(latent_frames, shape[-2], shape[-1], device)
-        ofs_emb = None if cfg.ofs_embed_dim is None else latents.new_full((1,), float(ofs))
+        # 5. The transformer call (channel-concatenated reference, pose, rotary, ofs), scheduler kwargs
+        copies = 2 if do_cfg else 1
+        call = TransformerCall.build(
+            self.transformer,
+            torch.cat([image_latents] * copies),
+            None if pose_latents is None else torch.cat([pose_latents] * copies),
+            prompt_embeds,
+            ofs=ofs,
+            ofs_batch_size=1,
+            attention_kwargs=attention_kwargs,
+        )
         extra_step_kwargs = self.prepare_extra_step_kwargs(generator, eta)
 
-        # 7. Denoising loop
-        copies = 2 if do_cfg else 1
-        image_input = torch.cat([image_latents] * copies)
-        pose_input = None if pose_latents is None else torch.cat([pose_latents] * copies)
+        # 6. Denoising loop
         old_pred_original_sample = None
         num_warmup_steps = max(len(timesteps) - num_inference_steps * self.scheduler.order, 0)
         with self.progress_bar(total=num_inference_steps) as progress_bar:
             for i, t in enumerate(timesteps):
                 if self.interrupt:
                     continue
+                self._current_timestep = t
                 model_input = self.scheduler.scale_model_input(torch.cat([latents] * copies), t)
-                model_input = torch.cat([model_input, image_input], dim=2)  # (B·copies, F', 2C, H', W')
-                noise_pred = self.transformer(
-                    hidden_states=model_input,
-                    encoder_hidden_states=prompt_embeds,
-                    timestep=t.expand(model_input.shape[0]),
-                    pose_latents=pose_input,
-                    image_rotary_emb=rotary,
-                    ofs=ofs_emb,
-                    attention_kwargs=attention_kwargs,
-                    return_dict=False,
-                )[0].float()
+                noise_pred = call(self.transformer, model_input, t.expand(model_input.shape[0])).float()
                 if do_cfg:
                     uncond, cond = noise_pred.chunk(2)
                     noise_pred = uncond + guidance_scale * (cond - uncond)
@@ -518,10 +637,13 @@ class DynamiCtrlPipeline(DiffusionPipeline):
                     )
                     latents = outputs.pop("latents", latents)
                     prompt_embeds = outputs.pop("prompt_embeds", prompt_embeds)
+                    call.prompt_embeds = prompt_embeds
                 if i == len(timesteps) - 1 or ((i + 1) > num_warmup_steps and (i + 1) % self.scheduler.order == 0):
                     progress_bar.update()
 
-        # 8. Decode (dropping CogVideoX 1.5's padding frames)
+        self._current_timestep = None
+
+        # 7. Decode (dropping CogVideoX 1.5's padding frames)
         latents = latents[:, padding:]
         if output_type == "latent":
             video = latents

@@ -1,8 +1,11 @@
-"""The DynamiCtrl model, described once for the trainer: what to load, how to encode conditions, the loss.
+"""The DynamiCtrl model, described once for the trainer: what to load, which data, what trains, the loss.
 
-The trainer (``trainer.py``) only calls :func:`load_components`, :meth:`DynamiCtrlSpec.prepare` and
-:meth:`DynamiCtrlSpec.loss`; everything model-specific lives here. All encoding goes through
-:mod:`dynamictrl.pipelines.conditioning`, so training and inference see identical conditions.
+The trainer (``trainer.py``) only calls :func:`load_components`, :func:`build_dataset`, :func:`select_trainable`,
+:meth:`DynamiCtrlSpec.check_data`, :meth:`DynamiCtrlSpec.prepare` and :meth:`DynamiCtrlSpec.loss`; everything
+model-specific lives here. Encoding the conditions and the transformer call itself come from
+:mod:`dynamictrl.pipelines.conditioning` (:func:`~dynamictrl.pipelines.conditioning.encode_clip`,
+:class:`~dynamictrl.pipelines.conditioning.TransformerCall`), the module the pipeline and the latent-cache tool use,
+so training and inference see identical inputs.
 """
 
 from __future__ import annotations
@@ -16,15 +19,17 @@ from typing import Any
 
 import torch
 
+from ..data.dataset import VideoPoseDataset
+from ..data.latent_cache import LatentDataset
 from ..models.transformer import DynamiCtrlTransformer3DModel
 from ..pipelines.conditioning import (
+    TransformerCall,
+    encode_clip,
     encode_prompt,
-    encode_reference,
-    encode_video,
     num_latent_frames,
     official_reference_scaling,
 )
-from .config import Config, ModelConfig, check_preset
+from .config import Config, ModelConfig, TrainConfig, check_preset
 from .losses import diffusion_loss
 
 logger = logging.getLogger(__name__)
@@ -93,6 +98,59 @@ def load_components(cfg: ModelConfig, need_vae: bool = True, need_text: bool = T
     return Components(transformer, scheduler, vae, text_encoder, tokenizer)
 
 
+def build_dataset(cfg: Config) -> VideoPoseDataset | LatentDataset:
+    """The training set: the latent cache when ``data.latents`` is set, else the pixel dataset."""
+    data = cfg.data
+    if data.latents:
+        return LatentDataset(data.latents, reference_mask_prob=data.reference_mask_prob, seed=cfg.train.seed)
+    return VideoPoseDataset(
+        data.root,
+        num_frames=data.num_frames,
+        height=data.height,
+        width=data.width,
+        frame_stride=data.frame_stride,
+        random_start=data.random_start,
+        reference_mask_prob=data.reference_mask_prob,
+        seed=cfg.train.seed,
+    )
+
+
+def select_trainable(transformer: DynamiCtrlTransformer3DModel, train: TrainConfig) -> list[torch.nn.Parameter]:
+    """Set ``requires_grad`` for ``train.trainable`` (full, lora, pose_branch_only) and return the trainable
+    parameters. LoRA adds the adapter here; its pose branch trains in full beside it."""
+    mode = train.trainable
+    if mode == "full":
+        transformer.requires_grad_(True)
+    else:
+        transformer.requires_grad_(False)
+        if mode == "lora":
+            try:
+                from peft import LoraConfig
+            except ImportError as err:
+                raise ImportError("train.trainable=lora needs peft: pip install 'dynamictrl[train]'") from err
+            lora = train.lora
+            transformer.add_adapter(
+                LoraConfig(
+                    r=lora.rank,
+                    lora_alpha=lora.alpha,
+                    init_lora_weights=True,
+                    target_modules=list(lora.target_modules),
+                )
+            )
+        branch = transformer.pose_branch_parameters()
+        if mode == "pose_branch_only" and not branch:
+            raise ValueError(
+                f"train.trainable=pose_branch_only but pose_control={transformer.config.pose_control!r} has no "
+                "pose branch parameters; use full or lora"
+            )
+        for p in branch:
+            p.requires_grad_(True)
+    params = [p for p in transformer.parameters() if p.requires_grad]
+    count = sum(p.numel() for p in params)
+    logger.info("trainable (%s): %d tensors, %.2f M parameters", mode, len(params), count / 1e6)
+    return params
+
+
 def resolve_reference_scaling(cfg: ModelConfig, vae) -> bool:
     """``model.scale_reference_latents``, or when null the official rule for this VAE (the pipeline's default)."""
     if cfg.scale_reference_latents is not None:
@@ -114,7 +172,6 @@ class DynamiCtrlSpec:
         tcfg = components.transformer.config
         self.max_text_seq_length = cfg.model.max_text_seq_length or tcfg.max_text_seq_length
         self.use_text = cfg.model.use_text
-        self.has_ofs = tcfg.ofs_embed_dim is not None
         self.patch_size_t = tcfg.patch_size_t
         self._empty_prompt_embeds = empty_prompt_embeds
         self.scale_reference_latents = resolve_reference_scaling(cfg.model, components.vae)
@@ -148,6 +205,12 @@ class DynamiCtrlSpec:
                     f"data.height={height}, data.width={width}: this transformer has learned positional embeddings "
                     f"for {want[0]}x{want[1]} pixels only (height x width); use that size"
                 )
+
+    def check_data(self) -> None:
+        """Refuse a pixel dataset whose frame count or size this transformer cannot take (before any step)."""
+        data, vae = self.cfg.data, self.components.vae
+        self.check_frames(data.num_frames, vae.config.temporal_compression_ratio)
+        self.check_size(data.height, data.width, 2 ** (len(vae.config.block_out_channels) - 1))
 
     # ------------------------------------------------------------------ conditions
 
@@ -185,15 +248,12 @@ class DynamiCtrlSpec:
                 sigma = torch.exp(-3.0 + 0.5 * torch.randn(reference.shape[0], generator=generator, device=device))
                 noise = torch.randn(reference.shape, generator=generator, device=device)
                 reference = reference + noise * sigma.view(-1, 1, 1, 1)
-            latents = encode_video(c.vae, video, generator=generator, sample=True).to(dtype)
-            pose_latents = encode_video(c.vae, pose, generator=generator, sample=True).to(dtype)
-            reference_latents = encode_reference(
-                c.vae,
-                reference,
-                latents.shape[1],
-                generator=generator,
-                scale_latents=self.scale_reference_latents,
-            ).to(dtype)
+            encoded = encode_clip(
+                c.vae, video, pose, reference, generator=generator, scale_reference=self.scale_reference_latents
+            )
+            latents, pose_latents, reference_latents = (
+                encoded[k].to(dtype) for k in ("latents", "pose_latents", "reference_latents")
+            )
         batch_size = latents.shape[0]
         if data.image_dropout_prob > 0:  # CogVideoX I2V's noised_image_dropout
             drop = torch.rand(batch_size, generator=generator, device=device) < data.image_dropout_prob
@@ -226,27 +286,22 @@ class DynamiCtrlSpec:
     ) -> torch.Tensor:
         """Mean diffusion loss of one batch (v-prediction for CogVideoX; see :mod:`.losses`)."""
         latents = inputs["latents"]  # (B, F', C, H', W')
-        batch_size, frames, _, height, width = latents.shape
+        batch_size = latents.shape[0]
         device = latents.device
         noise = torch.randn(latents.shape, generator=generator, device=device, dtype=latents.dtype)
         timesteps = torch.randint(0, self.num_train_timesteps, (batch_size,), generator=generator, device=device)
         a = self.alphas_cumprod.to(device)[timesteps].view(-1, 1, 1, 1, 1)
         noisy = (a.sqrt() * latents.float() + (1 - a).sqrt() * noise.float()).to(latents.dtype)  # scheduler.add_noise
 
-        model = transformer.module if hasattr(transformer, "module") else transformer
-        rotary = model.rotary_embedding(frames, height, width, device=device)
-        ofs = (
-            torch.full((batch_size,), self.cfg.model.ofs, device=device, dtype=latents.dtype) if self.has_ofs else None
+        call = TransformerCall.build(
+            transformer,
+            inputs["reference_latents"],
+            inputs["pose_latents"],
+            inputs["prompt_embeds"],
+            ofs=self.cfg.model.ofs,
+            ofs_batch_size=batch_size,
         )
-        output = transformer(
-            hidden_states=torch.cat([noisy, inputs["reference_latents"]], dim=2),  # (B, F', 2C, H', W')
-            encoder_hidden_states=inputs["prompt_embeds"],
-            timestep=timesteps,
-            pose_latents=inputs["pose_latents"],
-            image_rotary_emb=rotary,
-            ofs=ofs,
-            return_dict=False,
-        )[0]
+        output = call(transformer, noisy, timesteps)
         per_sample = diffusion_loss(self.alphas_cumprod, self.prediction_type, output, noisy, latents, noise, timesteps)
         return per_sample.mean()
 

@@ -1,7 +1,7 @@
 """The training loop on accelerate: one code path for a laptop CPU, DDP and DeepSpeed (chosen by the launch config).
 
-The loop knows nothing about DynamiCtrl beyond the :class:`~.spec.DynamiCtrlSpec` interface (``prepare`` and
-``loss``). Determinism: every random draw of a micro-batch comes from a generator seeded by (seed, micro-batch
+The loop knows nothing about DynamiCtrl beyond :mod:`.spec` (components, dataset, trainable parameters, and
+:class:`~.spec.DynamiCtrlSpec`'s ``prepare`` and ``loss``). Determinism: every random draw of a micro-batch comes from a generator seeded by (seed, micro-batch
 index, rank), and the data order is a pure function of (seed, epoch), so "N steps" and "N/2 steps, resume, N/2
 steps" give the same weights.
 """
@@ -20,10 +20,9 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ..data.dataset import LatentDataset, ResumableSampler, VideoPoseDataset, collate
+from ..data.dataset import ResumableSampler, collate
 from ..devices import torch_dtype
 from ..errors import UserError
-from ..models.transformer import DynamiCtrlTransformer3DModel
 from .checkpointing import (
     TRAINER_STATE,
     checkpoint_dir,
@@ -39,7 +38,14 @@ from .checkpointing import (
 from .config import Config, save_config, to_yaml
 from .engines import accelerator_kwargs_handlers, enable_fsdp_on_cpu_ranks, relink_lr_scheduler
 from .outputs import save_tiny_base, write_checkpoint_info, write_final_info
-from .spec import DynamiCtrlSpec, load_components, resolve_reference_scaling, step_generator
+from .spec import (
+    DynamiCtrlSpec,
+    build_dataset,
+    load_components,
+    resolve_reference_scaling,
+    select_trainable,
+    step_generator,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -90,54 +96,6 @@ class Trainer:
             plugin.deepspeed_config["gradient_clipping"] = cfg.optimizer.max_grad_norm
         return accelerator
 
-    def _dataset(self):
-        data = self.cfg.data
-        if data.latents:
-            return LatentDataset(data.latents, reference_mask_prob=data.reference_mask_prob, seed=self.cfg.train.seed)
-        return VideoPoseDataset(
-            data.root,
-            num_frames=data.num_frames,
-            height=data.height,
-            width=data.width,
-            frame_stride=data.frame_stride,
-            random_start=data.random_start,
-            reference_mask_prob=data.reference_mask_prob,
-            seed=self.cfg.train.seed,
-        )
-
-    def _select_trainable(self, transformer: DynamiCtrlTransformer3DModel) -> list[torch.nn.Parameter]:
-        mode = self.cfg.train.trainable
-        if mode == "full":
-            transformer.requires_grad_(True)
-        else:
-            transformer.requires_grad_(False)
-            if mode == "lora":
-                try:
-                    from peft import LoraConfig
-                except ImportError as err:
-                    raise ImportError("train.trainable=lora needs peft: pip install 'dynamictrl[train]'") from err
-                lora = self.cfg.train.lora
-                transformer.add_adapter(
-                    LoraConfig(
-                        r=lora.rank,
-                        lora_alpha=lora.alpha,
-                        init_lora_weights=True,
-                        target_modules=list(lora.target_modules),
-                    )
-                )
-            branch = transformer.pose_branch_parameters()
-            if mode == "pose_branch_only" and not branch:
-                raise ValueError(
-                    f"train.trainable=pose_branch_only but pose_control={transformer.config.pose_control!r} has no "
-                    "pose branch parameters; use full or lora"
-                )
-            for p in branch:
-                p.requires_grad_(True)
-        params = [p for p in transformer.parameters() if p.requires_grad]
-        count = sum(p.numel() for p in params)
-        logger.info("trainable (%s): %d tensors, %.2f M parameters", mode, len(params), count / 1e6)
-        return params
-
     def setup(self) -> None:
         cfg = self.cfg
         accelerator = self.accelerator = self._accelerator()
@@ -156,8 +114,8 @@ class Trainer:
         from accelerate.utils import set_seed
 
         set_seed(cfg.train.seed)
-        self.dataset = self._dataset()
-        cached = isinstance(self.dataset, LatentDataset)
+        self.dataset = build_dataset(cfg)
+        cached = bool(cfg.data.latents)
         need_text = cfg.model.use_text and (
             not (cached and self.dataset.meta.get("has_prompt_embeds")) or cfg.validation.every_steps > 0
         )
@@ -180,12 +138,10 @@ class Trainer:
         empty = self.dataset.empty_prompt_embeds() if cached else None
         self.spec = DynamiCtrlSpec(cfg, components, empty_prompt_embeds=empty)
         if not cached:
-            vae = components.vae
-            self.spec.check_frames(cfg.data.num_frames, vae.config.temporal_compression_ratio)
-            self.spec.check_size(cfg.data.height, cfg.data.width, 2 ** (len(vae.config.block_out_channels) - 1))
+            self.spec.check_data()
 
         transformer = components.transformer
-        params = self._select_trainable(transformer)
+        params = select_trainable(transformer, cfg.train)
         if cfg.train.gradient_checkpointing:
             transformer.enable_gradient_checkpointing()
         transformer.train()
@@ -204,9 +160,7 @@ class Trainer:
             num_training_steps=cfg.train.max_steps * accelerator.num_processes,
             num_cycles=opt.lr_num_cycles,
         )
-        register_hooks(
-            accelerator, DynamiCtrlTransformer3DModel, lora=cfg.train.trainable == "lora", ema=cfg.train.ema.enabled
-        )
+        register_hooks(accelerator, type(transformer), lora=cfg.train.trainable == "lora", ema=cfg.train.ema.enabled)
         self.transformer, self.optimizer, self.lr_scheduler = accelerator.prepare(transformer, optimizer, lr_scheduler)
         # FSDP2 replaces the parameters with sharded ones: take them from the prepared model
         self.params = [p for p in self.transformer.parameters() if p.requires_grad]
