@@ -29,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from dynamictrl.acceleration.runtime import runtime_argv  # noqa: E402
 from dynamictrl.cli import ArgumentParser, existing_dir, run_cli  # noqa: E402
 from dynamictrl.errors import UserError  # noqa: E402
 from dynamictrl.pipelines.cli import DEMO_DIR, REPO_ROOT, add_model_args, embedded_model_dir  # noqa: E402
@@ -66,11 +67,10 @@ def script_parser(script: str) -> argparse.ArgumentParser:
 def model_argv(app: argparse.Namespace) -> list[str]:
     """The model flags of the app, as infer.py / sample_long.py take them."""
     argv = []
-    for flag in ("model", "transformer", "device", "dtype", "offload", "pose_models"):
+    for flag in ("model", "transformer", "device", "dtype", "pose_models"):
         if getattr(app, flag) is not None:
             argv += [f"--{flag.replace('_', '-')}", str(getattr(app, flag))]
-    if app.vae_tiling:
-        argv.append("--vae-tiling")
+    argv += runtime_argv(app)  # --memory, --offload, --compile, ...: the runtime flags the app runs with
     if app.scheduler != "dpm":
         argv += ["--scheduler", app.scheduler]
     return argv
@@ -220,6 +220,7 @@ class Animator:
     """The model, loaded once, and the generation folders."""
 
     def __init__(self, app: argparse.Namespace):
+        from dynamictrl.acceleration.runtime import runtime_from_args
         from dynamictrl.pipelines.cli import default_device, load_pipeline, parse_dtype
 
         self.app = app
@@ -227,7 +228,7 @@ class Animator:
         model = app.model if app.model is not None else embedded_model_dir()
         # the same load as animate()'s own, so its result does not depend on who loaded the model
         self.loaded = load_pipeline(
-            model, app.transformer, device, parse_dtype(app.dtype, device), app.offload, app.scheduler, app.vae_tiling
+            model, app.transformer, device, parse_dtype(app.dtype, device), runtime_from_args(app), app.scheduler
         )
         self.root = Path(tempfile.mkdtemp(prefix="dynamictrl-app-"))
         self.count = 0

@@ -7,6 +7,11 @@ memory (CUDA ``max_memory_allocated``, or peak RSS on CPU), tokens per step and 
 FLOP count in :mod:`dynamictrl.acceleration.flops`. Every setting flag takes a comma list and the benchmark runs
 the cross product, printing a Markdown table and optionally writing JSON.
 
+The runtime flags are those of ``scripts/infer.py`` (``--memory``, ``--compile``, ``--attention``, ``--fuse-qkv``,
+``--fp8``, ``--offload``, ``--cache``, ``--vae-tiling``), as comma lists, and each setting is applied with the same
+:func:`dynamictrl.acceleration.runtime.apply_runtime` to a ``DynamiCtrlPipeline``: what is measured is what a user
+runs. A setting that cannot run here (no CUDA, no torchao, a size the VAE cannot tile) goes to ``skipped``.
+
     python scripts/benchmark.py --preset tiny
     python scripts/benchmark.py --preset cogvideox-5b-i2v --random-init --frames 49 --height 480 --width 720
     python scripts/benchmark.py --preset cogvideox-5b-i2v --random-init --frames 37 --height 768 --width 1360 \\
@@ -37,17 +42,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dynamictrl.acceleration import (  # noqa: E402
-    ATTENTION_BACKENDS,
-    CACHE_MODES,
-    OFFLOAD_MODES,
-    accelerate_transformer,
-    apply_offload,
-    enable_step_cache,
-    reset_step_cache,
-)
+from dynamictrl.acceleration import runtime  # noqa: E402  (module: tests patch runtime.apply_runtime)
 from dynamictrl.acceleration.flops import transformer_flops  # noqa: E402
-from dynamictrl.acceleration.vae_tiling import check_vae_tiling, enable_vae_tiling  # noqa: E402
+from dynamictrl.acceleration.runtime import (  # noqa: E402
+    COMPILE_BACKENDS,
+    RuntimeConfig,
+    add_runtime_args,
+    with_memory_preset,
+)
+from dynamictrl.acceleration.vae_tiling import check_vae_tiling  # noqa: E402
 from dynamictrl.cli import ArgumentParser  # noqa: E402
 from dynamictrl.models.presets import PRESETS  # noqa: E402
 
@@ -95,6 +98,7 @@ COLUMNS = [
     "width",
     "pose_control",
     "dtype",
+    "memory",
     "attention",
     "compile",
     "fuse_qkv",
@@ -127,13 +131,28 @@ class Setting:
     width: int
     pose_control: str
     dtype: str
+    memory: str  # a --memory preset, or "none"; it overrides offload, fp8 and VAE tiling (the row shows the result)
     attention: str
-    compile: str
+    compile: bool
     fuse_qkv: bool
     offload: str
     vae_tiling: bool
     cache: str
-    fp8: bool
+    fp8: str
+
+    def runtime(self, compile_backend: str = "inductor") -> RuntimeConfig:
+        """The runtime configuration this setting runs, as ``infer.py`` would build it from the same flags."""
+        config = RuntimeConfig(
+            compile=self.compile,
+            compile_backend=compile_backend,
+            attention=self.attention,
+            fuse_qkv=self.fuse_qkv,
+            fp8=self.fp8,
+            offload=self.offload,
+            cache=self.cache,
+            vae_tiling=self.vae_tiling,
+        )
+        return config if self.memory == "none" else with_memory_preset(config, self.memory)
 
     def key_without(self, name: str) -> tuple:
         return tuple(v for k, v in asdict(self).items() if k != name)
@@ -311,11 +330,17 @@ def run_setting(
     compile_backend: str = "inductor",
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Measure one setting; returns a row (see ``COLUMNS``) with timings as dicts of median/min/max/samples."""
+    """Measure one setting; returns a row (see ``COLUMNS``) with timings as dicts of median/min/max/samples.
+
+    The components form a ``DynamiCtrlPipeline`` and :func:`runtime.apply_runtime` applies the setting to it, as
+    ``scripts/infer.py`` does; the step and VAE timings call the pipeline's own (hooked, compiled) modules.
+    """
     import torch
 
     from dynamictrl.pipelines.pipeline_dynamictrl import DynamiCtrlPipeline
 
+    config = setting.runtime(compile_backend)
+    runtime.check_runtime(config, device)  # refused before building: the row says why
     dtype = torch_dtype(setting.dtype)
     meter = MemoryMeter(device)
     spatial = 8  # both VAEs (tiny and 5B) downsample ×8
@@ -323,29 +348,18 @@ def run_setting(
         setting.preset,
         setting.pose_control,
         dtype,
-        device,
+        device if config.offload == "none" else torch.device("cpu"),  # offloaded weights start in CPU memory
         model_dir,
         seed,
         latent_size=(setting.height // spatial, setting.width // spatial),
     )
-    transformer, vae = parts["transformer"], parts["vae"]
-    cfg = transformer.config
-    skipped = accelerate_transformer(
-        transformer,
-        device,
-        attention_backend=setting.attention,
-        fuse=setting.fuse_qkv,
-        compile_backend=compile_backend if setting.compile == "on" else None,
-        fp8=setting.fp8,
-    )
-    if setting.vae_tiling:
-        enable_vae_tiling(vae)  # diffusers' tiles with overlaps rounded to whole latents (add up for any VAE)
+    pipe = DynamiCtrlPipeline(tokenizer=None, text_encoder=None, **parts)
+    pipe.set_progress_bar_config(disable=True)
+    runtime.apply_runtime(pipe, config, device)
+    transformer, vae = pipe.transformer, pipe.vae
+    if config.vae_tiling:  # a frame size the tiles would not add up to: refused here, as the pipeline would
         check_vae_tiling(vae, setting.height, setting.width)
-        vae.enable_slicing()
-    apply_offload({"transformer": transformer, "vae": vae}, setting.offload, device)
-    current = {"t": 999}
-    if setting.cache != "none":
-        enable_step_cache(transformer, setting.cache, lambda: current["t"])
+    cfg = transformer.config
 
     lat_f, lat_h, lat_w = _latent_size(setting, transformer, vae)
     gen = torch.Generator(device="cpu").manual_seed(seed)
@@ -366,16 +380,21 @@ def run_setting(
         )
 
     row: dict[str, Any] = asdict(setting)
+    row.update({k: getattr(config, k) for k in ("offload", "vae_tiling", "fp8")})  # what ran, after --memory
     flops_b2 = transformer_flops(cfg, 2, lat_f, lat_h, lat_w)
     row["tokens"] = flops_b2["text_tokens"] + flops_b2["video_tokens"]
     row["tflops_step"] = flops_b2["total"] / 1e12
 
     with torch.inference_mode():
         kwargs2, kwargs1 = inputs(2), inputs(1)
+        # a step cache asks the pipeline for the current timestep: the steps are timed as at t=500 (inside PAB's
+        # range, so reuse happens as it would mid-sampling)
+        pipe._current_timestep = torch.tensor(500)
         meter.reset()
         step2 = time_call(lambda: transformer(**kwargs2), device, warmup, repeats)
         row["peak_step_gb"] = meter.peak_gb()
         step1 = time_call(lambda: transformer(**kwargs1), device, warmup, repeats)
+        pipe._current_timestep = None
         row["step_cfg2_s"], row["step_b1_s"] = step2.as_dict(), step1.as_dict()
         row["achieved_tflops"] = flops_b2["total"] / step2.median / 1e12
 
@@ -396,23 +415,13 @@ def run_setting(
         ).as_dict()
 
     # End to end through the pipeline (prompt embeddings given, so no T5)
-    pipe = DynamiCtrlPipeline(
-        tokenizer=None, text_encoder=None, vae=vae, transformer=transformer, scheduler=parts["scheduler"]
-    )
-    pipe.set_progress_bar_config(disable=True)
     rng = np.random.default_rng(seed)
     image = rng.integers(0, 256, (setting.height, setting.width, 3), dtype=np.uint8)  # (H, W, 3)
     pose_video = rng.integers(0, 256, (setting.frames, setting.height, setting.width, 3), dtype=np.uint8)
     embeds = torch.randn(2, cfg.max_text_seq_length, cfg.text_embed_dim, generator=gen).to(device, dtype)
 
-    def on_step(pipeline, index, timestep, tensors):  # keeps the step cache informed of the next timestep
-        timesteps = pipeline.scheduler.timesteps
-        current["t"] = int(timesteps[min(index + 1, len(timesteps) - 1)])
-        return tensors
-
     def end_to_end() -> None:
-        reset_step_cache(transformer)
-        current["t"] = int(parts["scheduler"].config.num_train_timesteps - 1)
+        runtime.reset_runtime_state(pipe)  # each video starts with an empty step cache, as in infer.py
         pipe(
             image=image,
             pose_video=pose_video,
@@ -424,14 +433,13 @@ def run_setting(
             num_inference_steps=steps,
             generator=torch.Generator(device="cpu").manual_seed(seed),
             output_type="np",
-            callback_on_step_end=on_step,
         )
 
     meter.reset()
     row["e2e_s"] = time_call(end_to_end, device, 0, e2e_repeats).as_dict()
     row["peak_e2e_gb"] = meter.peak_gb()
     row["memory_kind"] = meter.kind
-    row["skipped"] = "; ".join(skipped)
+    row["skipped"] = ""
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return row
@@ -529,10 +537,17 @@ def _csv(kind: Callable[[str], Any], allowed: tuple[str, ...] | None = None) -> 
     return parse
 
 
-def _onoff(text: str) -> bool:
-    if text not in ("on", "off"):
-        raise argparse.ArgumentTypeError(f"{text!r}: use on or off")
-    return text == "on"
+#: what each runtime flag of the sweep is when not given: the eager path
+SWEEP_DEFAULTS = {
+    "memory": "none",
+    "attention": "sdpa",
+    "compile": False,
+    "fuse_qkv": False,
+    "fp8": "off",
+    "offload": "none",
+    "cache": "none",
+    "vae_tiling": False,
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -560,16 +575,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=["padaln", "none"],
         help="pose structures; with none in the list, the table gets a PadaLN overhead column",
     )
+    add_runtime_args(parser, sweep=True)  # infer.py's runtime flags, as comma lists
     parser.add_argument(
-        "--attention-backend", type=_csv(str, ATTENTION_BACKENDS), default=["sdpa"], help="SDPA kernel choice"
+        "--compile-backend", default="inductor", choices=COMPILE_BACKENDS, help="torch.compile backend for --compile on"
     )
-    parser.add_argument("--compile", type=_csv(str, ("off", "on")), default=["off"], help="regional torch.compile")
-    parser.add_argument("--compile-backend", default="inductor", help="torch.compile backend when --compile on")
-    parser.add_argument("--fuse-qkv", type=_csv(_onoff), default=[False], help="fused QKV projection (on/off)")
-    parser.add_argument("--offload", type=_csv(str, OFFLOAD_MODES), default=["none"], help="CPU offload mode")
-    parser.add_argument("--vae-tiling", type=_csv(_onoff), default=[False], help="VAE tiling + slicing (on/off)")
-    parser.add_argument("--cache", type=_csv(str, CACHE_MODES), default=["none"], help="step cache (approximate)")
-    parser.add_argument("--fp8", type=_csv(_onoff), default=[False], help="torchao fp8 linears (Hopper; on/off)")
     parser.add_argument("--device", default=None, help="cuda if available, else cpu")
     parser.add_argument(
         "--threads",
@@ -581,6 +590,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, default=None, help="write the rows and environment here")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
+    for flag, default in SWEEP_DEFAULTS.items():  # eager unless a flag says otherwise
+        if getattr(args, flag) is None:
+            setattr(args, flag, [default])
     import torch  # after parsing: --help needs no torch
 
     tiny = args.preset.startswith("tiny")
@@ -613,7 +625,8 @@ def settings_from_args(args: argparse.Namespace) -> list[Setting]:
         list(zip(args.height, args.width)),
         args.pose_control,
         args.dtype,
-        args.attention_backend,
+        args.memory,
+        args.attention,
         args.compile,
         args.fuse_qkv,
         args.offload,
@@ -622,8 +635,8 @@ def settings_from_args(args: argparse.Namespace) -> list[Setting]:
         args.fp8,
     )
     return [
-        Setting(args.preset, f, h, w, pc, dt, att, comp, fuse, off, tile, cache, fp8)
-        for f, (h, w), pc, dt, att, comp, fuse, off, tile, cache, fp8 in grid
+        Setting(args.preset, f, h, w, pc, dt, mem, att, comp, fuse, off, tile, cache, fp8)
+        for f, (h, w), pc, dt, mem, att, comp, fuse, off, tile, cache, fp8 in grid
     ]
 
 

@@ -55,14 +55,48 @@ def test_tiny_benchmark_table_and_json(benchmark, tmp_path, capsys):
     assert all(p["tflops_step"] > n["tflops_step"] for p, n in zip(padaln, none))
 
 
-def test_unavailable_speedup_is_reported_not_fatal(benchmark, capsys):
+def test_an_option_that_cannot_run_here_goes_to_skipped_in_one_line(benchmark, capsys):
     report = benchmark.main(
         "--preset tiny --threads 1 --height 32 --width 32 --frames 5 --steps 1 --repeats 1 --warmup 0 "
-        "--pose-control padaln --attention-backend flash --offload sequential".split()
+        "--pose-control padaln --attention flash --offload sequential".split()
     )
     (row,) = report["rows"]
-    assert "sequential offload" in row["error"]  # refused on CPU, the run goes on and says why
-    assert "sequential offload" in capsys.readouterr().out
+    # refused by the shared runtime's check on CPU, before anything is built; the run goes on and says why
+    assert row["error"] == "UserError: --attention flash needs a CUDA GPU (device is cpu) (--attention sdpa or math)"
+    assert "--attention flash needs a CUDA GPU" in capsys.readouterr().out
+
+
+def test_every_setting_is_applied_through_the_shared_runtime(benchmark, monkeypatch):
+    from dynamictrl.acceleration import runtime
+    from dynamictrl.pipelines.pipeline_dynamictrl import DynamiCtrlPipeline
+
+    applied = []
+    real = runtime.apply_runtime
+
+    def spy(pipe, config, device):
+        applied.append((type(pipe), config, str(device)))
+        return real(pipe, config, device)
+
+    monkeypatch.setattr(runtime, "apply_runtime", spy)
+    argv = "--preset tiny --threads 1 --height 32 --width 32 --frames 5 --steps 1 --repeats 1 --warmup 0 "
+    argv += "--pose-control padaln --attention sdpa,math --fuse-qkv off,on --offload group"
+    report = benchmark.main(argv.split())
+    settings = benchmark.settings_from_args(benchmark.parse_args(argv.split()))
+    assert applied == [(DynamiCtrlPipeline, s.runtime(), "cpu") for s in settings]
+    assert [c.describe() for _, c, _ in applied] == [
+        "offload=group",
+        "fuse_qkv=True, offload=group",
+        "attention=math, offload=group",
+        "attention=math, fuse_qkv=True, offload=group",
+    ]
+    assert all("error" not in row for row in report["rows"])
+
+
+def test_a_memory_preset_setting_runs_what_infer_would_run(benchmark):
+    args = benchmark.parse_args("--preset tiny --pose-control padaln --memory none,12gb --fp8 off".split())
+    plain, preset = benchmark.settings_from_args(args)
+    assert plain.runtime() == benchmark.RuntimeConfig()
+    assert (preset.runtime().offload, preset.runtime().fp8, preset.runtime().vae_tiling) == ("group", "storage", True)
 
 
 def test_bad_arguments(benchmark):
@@ -72,6 +106,8 @@ def test_bad_arguments(benchmark):
         benchmark.parse_args(["--height", "32,64", "--width", "32"])
     with pytest.raises(SystemExit):
         benchmark.parse_args(["--offload", "disk"])
+    with pytest.raises(SystemExit):
+        benchmark.parse_args(["--compile", "maybe"])
 
 
 def test_settings_cross_product(benchmark):

@@ -120,57 +120,62 @@ def with_memory_preset(config: RuntimeConfig, memory: str, explicit: set[str] = 
 # ---------------------------------------------------------------------------------------------- flags
 
 
-def add_runtime_args(parser: argparse.ArgumentParser) -> None:
-    """The runtime flags, identical in every script. Defaults are None so a ``--memory`` preset can fill them."""
-    group = parser.add_argument_group("runtime (speed and memory; see docs/inference.md)")
-    group.add_argument(
-        "--memory",
-        choices=tuple(MEMORY_PRESETS),
-        help="preset for a card size: fast (all on the GPU), 24gb (model offload + VAE tiling), 16gb (+ fp8 "
-        "storage), 12gb (group offload + fp8 storage + VAE tiling); explicit flags override it",
-    )
-    group.add_argument(
-        "--compile",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="regional torch.compile of the transformer blocks (exact; first step slower)",
-    )
-    group.add_argument(
-        "--attention",
-        choices=tuple(ATTENTION_BACKENDS),
-        default=None,
-        help="attention kernel through diffusers' dispatcher: sdpa (default), math, flash/efficient/cudnn (CUDA "
-        "SDPA), flash-attn, flash3, sage, xformers, flex (exact up to kernel rounding)",
-    )
-    group.add_argument(
-        "--fuse-qkv", action=argparse.BooleanOptionalAction, default=None, help="one fused Q/K/V projection (exact)"
-    )
-    group.add_argument(
-        "--fp8",
-        choices=FP8_MODES,
-        default=None,
-        help="storage: fp8 weights, compute in --dtype (any GPU, ~half the transformer memory; approximate); "
+#: flag -> (choices, or None for an on/off flag; help). One table: every script and the benchmark's sweep use it.
+RUNTIME_FLAGS: dict[str, tuple[tuple[str, ...] | None, str]] = {
+    "--memory": (
+        tuple(MEMORY_PRESETS),
+        "preset for a card size: fast (all on the GPU), 24gb (model offload + VAE tiling), 16gb (+ fp8 storage), "
+        "12gb (group offload + fp8 storage + VAE tiling); explicit flags override it",
+    ),
+    "--compile": (None, "regional torch.compile of the transformer blocks (exact; the first step is slower)"),
+    "--attention": (
+        tuple(ATTENTION_BACKENDS),
+        "attention kernel through diffusers' dispatcher: sdpa (default), math, flash/efficient/cudnn (CUDA SDPA), "
+        "flash-attn, flash3, sage, xformers, flex (exact up to kernel rounding)",
+    ),
+    "--fuse-qkv": (None, "one fused Q/K/V projection (exact)"),
+    "--fp8": (
+        FP8_MODES,
+        "storage: fp8 weights, compute in --dtype (any GPU; about half the transformer memory; approximate); "
         "compute: torchao float8 matmuls (Ada/Hopper; approximate)",
-    )
-    group.add_argument(
-        "--offload",
-        choices=OFFLOAD_MODES,
-        default=None,
-        help="keep idle weights in CPU memory: model (one component at a time), sequential (one layer at a time, "
+    ),
+    "--offload": (
+        OFFLOAD_MODES,
+        "keep idle weights in CPU memory: model (one component at a time), sequential (one layer at a time, "
         "slowest), group (one transformer block at a time, prefetched on a CUDA stream)",
-    )
-    group.add_argument(
-        "--cache",
-        choices=CACHE_MODES,
-        default=None,
-        help="reuse attention between nearby steps: pab (Pyramid Attention Broadcast; approximate)",
-    )
-    group.add_argument(
-        "--vae-tiling",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="encode/decode the VAE in tiles (much less memory at high resolution)",
-    )
+    ),
+    "--cache": (CACHE_MODES, "reuse attention between nearby steps: pab (Pyramid Attention Broadcast; approximate)"),
+    "--vae-tiling": (None, "encode/decode the VAE in tiles (much less memory at high resolution)"),
+}
+
+
+def _comma_list(choices: tuple[str, ...] | None):
+    def parse(text: str) -> list:
+        values = [v.strip() for v in text.split(",") if v.strip()]
+        allowed = ("off", "on") if choices is None else choices
+        bad = [v for v in values if v not in allowed]
+        if bad or not values:
+            raise argparse.ArgumentTypeError(f"{text!r}: a comma list of {', '.join(allowed)}")
+        return [v == "on" for v in values] if choices is None else values
+
+    return parse
+
+
+def add_runtime_args(parser: argparse.ArgumentParser, sweep: bool = False) -> None:
+    """The runtime flags, identical in every script. Defaults are None so a ``--memory`` preset can fill them.
+
+    ``sweep=True`` (``scripts/benchmark.py``): each flag takes a comma list instead (on/off lists for the switches;
+    ``--memory`` also accepts ``none``), and the benchmark runs every combination.
+    """
+    group = parser.add_argument_group("runtime (speed and memory; see docs/inference.md)")
+    for flag, (choices, text) in RUNTIME_FLAGS.items():
+        if sweep:
+            listed = (*choices, "none") if flag == "--memory" else choices
+            group.add_argument(flag, type=_comma_list(listed), default=None, help=text + " (comma list)")
+        elif choices is None:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
+        else:
+            group.add_argument(flag, choices=choices, default=None, help=text)
 
 
 #: argparse dest -> RuntimeConfig field, for the flags :func:`add_runtime_args` adds.
@@ -194,6 +199,19 @@ def runtime_from_args(args: argparse.Namespace) -> RuntimeConfig:
     if getattr(args, "memory", None):
         config = with_memory_preset(config, args.memory, set(explicit))
     return replace(config, **explicit).validate()
+
+
+def runtime_argv(args: argparse.Namespace) -> list[str]:
+    """The runtime flags that ``args`` sets, as a command line (e.g. the web app's shown ``infer.py`` command)."""
+    argv = ["--memory", args.memory] if getattr(args, "memory", None) else []
+    for dest in _FLAG_FIELDS:
+        value = getattr(args, dest, None)
+        flag = "--" + dest.replace("_", "-")
+        if isinstance(value, bool):
+            argv.append(flag if value else "--no-" + flag[2:])
+        elif value is not None:
+            argv += [flag, str(value)]
+    return argv
 
 
 # ---------------------------------------------------------------------------------------------- checks
@@ -301,13 +319,21 @@ def apply_runtime(pipe: Any, config: RuntimeConfig, device: str | torch.device) 
     elif config.offload == "sequential":
         pipe.enable_sequential_cpu_offload(device=device)
     else:
-        pipe.enable_group_offload(
-            onload_device=device,
-            offload_device=torch.device("cpu"),
-            offload_type="block_level",
-            num_blocks_per_group=1,
-            use_stream=device.type == "cuda",
-        )
+        # the transformer one block at a time (prefetched on a CUDA stream); the VAE and text encoder leaf by leaf,
+        # since block-level groups onload their loose layers in forward(), which vae.encode/decode never call
+        from diffusers.hooks import apply_group_offloading
+
+        for name, component in pipe.components.items():
+            if isinstance(component, torch.nn.Module):  # the T5 encoder (transformers) has no enable_group_offload
+                block_level = name == "transformer"
+                apply_group_offloading(
+                    component,
+                    onload_device=device,
+                    offload_device=torch.device("cpu"),
+                    offload_type="block_level" if block_level else "leaf_level",
+                    num_blocks_per_group=1 if block_level else None,
+                    use_stream=device.type == "cuda",
+                )
     if config.compile:
         # one graph per input layout (block 0's pose stream is a strided slice, CFG batch 2 vs 1): raise the limit
         torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 32)

@@ -13,6 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dynamictrl.acceleration.runtime import (
+    RuntimeConfig,
+    add_runtime_args,
+    apply_runtime,
+    check_runtime,
+    runtime_from_args,
+)
 from dynamictrl.cli import for_flag, read_image_arg, read_video_arg
 from dynamictrl.devices import DTYPES, default_device, torch_dtype
 from dynamictrl.errors import UserError
@@ -77,14 +84,15 @@ def load_pipeline(
     transformer: str | Path | None = None,
     device: str = "cpu",
     dtype: torch.dtype | None = None,
-    offload: str | None = None,
+    runtime: RuntimeConfig | None = None,
     scheduler: str = "dpm",
-    vae_tiling: bool = False,
 ) -> LoadedPipeline:
     """Load a diffusers-layout folder (an official DynamiCtrl release, ours, or a base CogVideoX folder with
     ``transformer`` = DynamiCtrl weights, or a training output: ``runs/X``, ``runs/X/final``, a checkpoint); without
     ``model``, the embedded tiny model, else random tiny components. ``dtype``: float32 by default. Nothing is
-    downloaded: a missing folder or file raises a :class:`UserError` naming it."""
+    downloaded: a missing folder or file raises a :class:`UserError` naming it. ``runtime`` (compile, attention,
+    fp8, offload, cache, VAE tiling; :mod:`dynamictrl.acceleration.runtime`) is checked before the weights load and
+    applied after."""
     import torch
     from diffusers import CogVideoXDPMScheduler
 
@@ -94,6 +102,8 @@ def load_pipeline(
     from .pipeline_dynamictrl import DynamiCtrlPipeline
 
     dtype = dtype or torch.float32
+    runtime = runtime or RuntimeConfig()
+    check_runtime(runtime, device)  # an option this machine cannot run fails in one line, before the weights load
 
     random_weights = False
     if model is None:
@@ -128,20 +138,7 @@ def load_pipeline(
         raise ValueError(f"scheduler={scheduler!r}; allowed: 'dpm' (official) or 'model' (the folder's own)")
     if pipe.transformer.dtype != dtype:
         pipe = pipe.to(dtype=dtype)
-    if offload and not str(device).startswith("cpu"):
-        if offload == "model":
-            pipe.enable_model_cpu_offload(device=device)
-        elif offload == "sequential":
-            pipe.enable_sequential_cpu_offload(device=device)
-        else:
-            raise ValueError(f"offload={offload!r}; allowed: 'model', 'sequential'")
-    else:
-        if offload:
-            logger.warning("--offload %s ignored: the device is the CPU already", offload)
-        pipe = pipe.to(device)
-    if vae_tiling:
-        pipe.enable_vae_tiling()
-    pipe.enable_vae_slicing()
+    apply_runtime(pipe, runtime, device)
     return LoadedPipeline(pipe, source, random_weights)
 
 
@@ -169,14 +166,13 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--dtype", default=None, choices=DTYPES, help="float32 | bfloat16 | float16 (default: bf16 on GPU, fp32 on CPU)"
     )
-    group.add_argument("--offload", choices=("model", "sequential"), help="CPU offload of idle models (GPU only)")
-    group.add_argument("--vae-tiling", action="store_true", help="tile the VAE (less memory at high resolution)")
     group.add_argument(
         "--scheduler",
         choices=("dpm", "model"),
         default="dpm",
         help="dpm: CogVideoX DPM with trailing timesteps (official); model: the folder's own scheduler",
     )
+    add_runtime_args(parser)  # the same speed / memory flags in every script (and in the benchmark)
 
 
 def add_generation_args(parser: argparse.ArgumentParser) -> None:
@@ -274,11 +270,11 @@ def animate(args: argparse.Namespace, loaded: LoadedPipeline | None = None) -> P
     started = time.perf_counter()
     check_generation_args(args)
     model = args.model if args.model is not None else embedded_model_dir()
+    runtime = runtime_from_args(args)  # names only; load_pipeline checks it against the device before the weights
 
     def load() -> LoadedPipeline:
         device = args.device or default_device()
-        dtype = parse_dtype(args.dtype, device)
-        return load_pipeline(model, args.transformer, device, dtype, args.offload, args.scheduler, args.vae_tiling)
+        return load_pipeline(model, args.transformer, device, parse_dtype(args.dtype, device), runtime, args.scheduler)
 
     # Every input is read and checked before the weights load: a mistyped path costs a second, not minutes.
     if model is None:  # random tiny components are built in memory: nothing to load
