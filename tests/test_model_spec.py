@@ -173,7 +173,7 @@ def test_encode_prompt_returns_prompt_and_negative_embeddings_like_diffusers():
     length = pipe.transformer.config.max_text_seq_length
     with torch.no_grad():
         positive, negative = pipe.encode_prompt(["a dancer", "a cat"], "blurry", True, max_sequence_length=length)
-        again, none = pipe.encode_prompt("a dancer", do_classifier_free_guidance=False, max_sequence_length=length)
+        again, none = pipe.encode_prompt("a dancer", do_classifier_free_guidance=False)  # the model's length
     assert positive.shape[:2] == (2, length) and negative.shape == positive.shape
     assert torch.equal(negative[0], negative[1]) and not torch.equal(positive[0], positive[1])
     assert none is None and torch.allclose(again[0], positive[0], atol=1e-5)  # batch of 1 vs 2: float rounding

@@ -365,18 +365,19 @@ class DynamiCtrlPipeline(DiffusionPipeline):
         do_classifier_free_guidance: bool = True,
         prompt_embeds: torch.Tensor | None = None,
         negative_prompt_embeds: torch.Tensor | None = None,
-        max_sequence_length: int = 226,
+        max_sequence_length: int | None = None,
         device: torch.device | None = None,
         dtype: torch.dtype | None = None,
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """``(prompt_embeds, negative_prompt_embeds)`` (B, L, D), as diffusers' CogVideoX pipelines return them.
 
         Embeddings passed in are returned as they are; the negative ones are computed only with classifier-free
-        guidance (``negative_prompt`` defaults to ""). A model trained without text (``use_text=False``) gets
-        ``(None, None)``.
+        guidance (``negative_prompt`` defaults to ""). ``max_sequence_length`` defaults to the transformer's
+        ``max_text_seq_length``. A model trained without text (``use_text=False``) gets ``(None, None)``.
         """
         if not self.transformer.config.use_text:
             return None, None
+        max_sequence_length = max_sequence_length or self.transformer.config.max_text_seq_length
         device = device or self._execution_device
         dtype = dtype or self.text_encoder.dtype
         if prompt_embeds is None:
