@@ -1,13 +1,4 @@
-"""Several processes for one video: diffusers' context parallelism (Ulysses, ring) and CFG parallel.
-
-Launched with ``torchrun --nproc_per_node N scripts/infer.py ... --parallel MODE``; every rank runs the same
-pipeline with the same seed, and only rank 0 writes files (:func:`is_main_process`).
-
-* ``ulysses`` / ``ring``: the transformer's ``_cp_plan`` splits video, text and pose tokens along the sequence at the
-  first block and gathers the output at ``proj_out``; attention exchanges tokens between ranks (diffusers'
-  ``enable_parallelism``). Uneven splits (226 text tokens on 4 ranks) use diffusers' ``*_anything`` modes.
-* ``cfg``: with classifier-free guidance the transformer's batch is (unconditional, conditional); each of two ranks
-  runs one half and the halves are all-gathered, so the guided prediction is that of one process.
+"""The hooks behind ``--parallel`` (:mod:`.parallel`): diffusers' context parallelism and a CFG-parallel hook.
 
 CPU runs (gloo) work too: diffusers picks each rank's device as ``rank % torch.accelerator.device_count()``,
 which is a division by zero without an accelerator, so :func:`enable_context_parallel` reports one device for the
@@ -17,8 +8,6 @@ duration of that call (:func:`_one_device_on_cpu`).
 from __future__ import annotations
 
 import contextlib
-import logging
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,71 +18,7 @@ from diffusers.hooks.context_parallel import ContextParallelSplitHook
 
 from ..errors import UserError
 
-logger = logging.getLogger(__name__)
-
-PARALLEL_MODES = ("none", "ulysses", "ring", "cfg")
 _CFG_HOOK = "dynamictrl_cfg_parallel"
-
-
-def world_size() -> int:
-    """Processes launched for this run (torchrun's ``WORLD_SIZE``; 1 without a launcher)."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size()
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def is_main_process() -> bool:
-    """True on the rank that writes outputs (rank 0, or the only process)."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank() == 0
-    return int(os.environ.get("RANK", "0")) == 0
-
-
-def check_parallel(mode: str) -> None:
-    """Refuse a ``--parallel`` mode that cannot run with this launch, in one line."""
-    if mode not in PARALLEL_MODES:
-        raise UserError(f"--parallel {mode}", f"one of {', '.join(PARALLEL_MODES)}")
-    ranks = world_size()
-    if mode == "none" and ranks > 1:
-        raise UserError(
-            f"{ranks} processes were launched with --parallel none (each would compute the same video)",
-            "--parallel ulysses, ring or cfg, or launch one process",
-        )
-    if mode != "none" and ranks < 2:
-        raise UserError(
-            f"--parallel {mode} with one process",
-            f"launch several: torchrun --nproc_per_node 2 scripts/infer.py ... --parallel {mode}",
-        )
-    if mode == "cfg" and ranks != 2:
-        raise UserError(f"--parallel cfg with {ranks} processes", "exactly 2: one per branch of the guided batch")
-
-
-def parallel_device(device: str) -> str:
-    """This rank's device: ``cuda`` becomes ``cuda:LOCAL_RANK`` (one GPU per process); CPU stays CPU."""
-    if str(device) == "cuda" and world_size() > 1:
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local_rank)
-        return f"cuda:{local_rank}"
-    return device
-
-
-def init_distributed(device: str) -> None:
-    """Join torchrun's process group (NCCL on GPUs, gloo on the CPU); no-op for one process or when joined."""
-    if world_size() < 2 or dist.is_initialized():
-        return
-    dist.init_process_group(backend="nccl" if str(device).startswith("cuda") else "gloo")
-
-
-def apply_parallel(pipe: Any, mode: str) -> None:
-    """Make ``pipe``'s transformer run across the launched ranks (``mode`` from :data:`PARALLEL_MODES`)."""
-    check_parallel(mode)
-    if mode == "none":
-        return
-    init_distributed(str(pipe.transformer.device))
-    if mode == "cfg":
-        enable_cfg_parallel(pipe.transformer)
-    else:
-        enable_context_parallel(pipe.transformer, mode)
 
 
 # ---------------------------------------------------------------------- context parallelism (Ulysses, ring)
@@ -127,7 +52,7 @@ def enable_context_parallel(transformer: Any, mode: str) -> None:
     from diffusers import ContextParallelConfig
     from diffusers.models.attention_dispatch import AttentionBackendName, _AttentionBackendRegistry
 
-    ranks = world_size()
+    ranks = dist.get_world_size()
     if mode == "ulysses":
         config = ContextParallelConfig(ulysses_degree=ranks, ulysses_anything=True)
     elif mode == "ring":
