@@ -158,6 +158,13 @@ def test_trainer_imports_no_model_or_dataset_class_only_the_spec():
         assert name not in text, name
 
 
+def test_prepare_dataset_encodes_with_encode_clip_and_writes_with_the_cache_writer():
+    text = (ROOT / "tools/prepare_dataset.py").read_text()
+    assert "encode_clip(" in text and "LatentCacheWriter(" in text
+    for own in ("encode_video", "encode_reference", "save_file", 'index.json"'):
+        assert own not in text, own
+
+
 @pytest.mark.parametrize("path", ["dynamictrl/training/spec.py", "dynamictrl/pipelines/pipeline_dynamictrl.py"])
 def test_only_the_transformer_call_concatenates_the_reference_or_builds_rotary(path):
     text = (ROOT / path).read_text()
@@ -205,6 +212,7 @@ def test_prepare_latents_encodes_reference_then_pose_then_draws_the_noise():
         (dict(image=torch.zeros(2, 2, SIZE, SIZE)), "a tensor image must be"),
         (dict(pose_video=torch.zeros(2, 9, SIZE, SIZE)), "a tensor pose_video must be"),
         (dict(prompt=["a", "b"], negative_prompt=["c"]), "negative_prompt has 1 entries"),
+        (dict(negative_prompt=5), "negative_prompt must be a string"),
         (dict(image=np.zeros((SIZE, SIZE, 5), np.uint8)), "an image must be"),
         (dict(reference_mask=np.zeros((SIZE, SIZE, 2), np.uint8)), "reference_mask must be one"),
     ],

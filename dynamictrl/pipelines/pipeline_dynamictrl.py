@@ -278,6 +278,11 @@ class DynamiCtrlPipeline(DiffusionPipeline):
                 raise ValueError(f"prompt must be a string or a non-empty list of strings, got {prompt!r}")
             if negative_prompt is not None and negative_prompt_embeds is not None:
                 raise ValueError("give negative_prompt or negative_prompt_embeds, not both")
+            if negative_prompt is not None and not (
+                isinstance(negative_prompt, str)
+                or (isinstance(negative_prompt, list) and all(isinstance(p, str) for p in negative_prompt))
+            ):
+                raise ValueError(f"negative_prompt must be a string or a list of strings, got {negative_prompt!r}")
             batch_size = self._batch_size(prompt, prompt_embeds)
             if isinstance(negative_prompt, list) and len(negative_prompt) != batch_size:
                 raise ValueError(f"negative_prompt has {len(negative_prompt)} entries but prompt has {batch_size}")
