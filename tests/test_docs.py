@@ -193,7 +193,10 @@ def parse_script(script: str, args: list[str] | None) -> Parsed:
     module = _load_script(path)
     original = argparse.ArgumentParser.parse_args
 
+    seen = []
+
     def parse_then_stop(self, argv=None, namespace=None):
+        seen.append(self)
         raise Parsed(self, None if args is None else original(self, argv, namespace))
 
     stderr = io.StringIO()
@@ -204,6 +207,8 @@ def parse_script(script: str, args: list[str] | None) -> Parsed:
         except Parsed as parsed:
             return parsed
         except SystemExit as exit_:
+            if exit_.code in (0, None) and seen:  # --help: printed, nothing to check further
+                return Parsed(seen[-1])
             pytest.fail(f"{script} refuses {shlex.join(args)}: {stderr.getvalue().strip() or exit_}")
     pytest.fail(f"{script}'s main returned without parsing arguments with argparse")
 
@@ -254,6 +259,8 @@ def check_python(args: list[str], mention: bool = False) -> None:
         check_mention(script, script_args)
         return
     namespace = parse_script(script, script_args).namespace
+    if namespace is None:  # --help
+        return
     if Path(script).name == "train.py":  # overrides must exist in the strict config schema
         from dynamictrl.training.config import load_config
 
