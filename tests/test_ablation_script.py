@@ -85,3 +85,37 @@ def test_a_failed_training_run_prints_the_tail_of_its_log(tmp_path):
         "step 0",
         "ValueError: data.latents has no clips",
     ]
+
+
+def script_commands() -> list[list[str]]:
+    """The repository commands the script runs, as argument lists (its variables filled with stand-ins)."""
+    text = SCRIPT.read_text().replace("\\\n", " ")
+    text = text.replace('"$PY tools/animate_dataset.py', '"python tools/animate_dataset.py')
+    stand_ins = {
+        "$A ": "python tools/animate_dataset.py --steps 10 ",
+        "$E ": "python scripts/evaluate.py --profile clean ",
+        "$PY ": "python ",
+        "$ACCELERATE ": "accelerate ",
+        "--$cm": "--color-match",
+        '"${BGS[@]}"': "",
+        "${OVERRIDES[$name]}": "",
+        "=$STEPS": "=1500",
+        "=$seed": "=1",
+    }
+    commands = []
+    for line in text.splitlines():
+        line = line.split(" > ")[0].split(" >> ")[0].split("|| ", 1)[-1].strip()
+        for old, new in stand_ins.items():
+            line = line.replace(old, new)
+        if line.startswith(("python tools/", "python scripts/", "accelerate launch")):
+            commands.append(line.split())
+    return commands
+
+
+def test_every_command_of_the_script_uses_flags_its_tools_have():
+    from test_docs import check_command
+
+    commands = script_commands()
+    assert len(commands) >= 25  # train, export, animate, evaluate, make_synthetic, ...
+    for tokens in commands:
+        check_command(tokens, mention=True)  # each --flag exists (and a value given to a choice flag is allowed)
