@@ -15,24 +15,17 @@ flags first).
 
 from __future__ import annotations
 
-import argparse
 import os
 from typing import Any
 
 from ..errors import UserError
 
 PARALLEL_MODES = ("none", "ulysses", "ring", "cfg")
-
-
-def add_parallel_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--parallel",
-        choices=PARALLEL_MODES,
-        default="none",
-        help="several processes for one video, launched with torchrun --nproc_per_node N: ulysses (sequence split, "
-        "any N), ring (sequence split; GPUs with a flash/cuDNN kernel), cfg (N=2, one guidance branch each); "
-        "rank 0 writes the outputs",
-    )
+#: the help of ``--parallel`` (a runtime flag: :mod:`.runtime` adds it with the others)
+PARALLEL_HELP = (
+    "several processes for one video, launched with torchrun --nproc_per_node N: ulysses (sequence split, any N), "
+    "ring (sequence split; GPUs with a flash/cuDNN kernel), cfg (N=2, one guidance branch each); rank 0 writes"
+)
 
 
 def world_size() -> int:
@@ -84,14 +77,17 @@ def init_distributed(device: str) -> None:
     dist.init_process_group(backend="nccl" if str(device).startswith("cuda") else "gloo")
 
 
-def apply_parallel(pipe: Any, mode: str) -> None:
-    """Make ``pipe``'s transformer run across the launched ranks (``mode`` from :data:`PARALLEL_MODES`)."""
+def apply_parallel(pipe: Any, mode: str, device: Any = None) -> None:
+    """Make ``pipe``'s transformer run across the launched ranks (``mode`` from :data:`PARALLEL_MODES`).
+
+    ``device``: where the pipeline computes (picks NCCL or gloo; default the transformer's device, which offload
+    leaves on the CPU)."""
     check_parallel(mode)
     if mode == "none":
         return
     from .parallel_hooks import enable_cfg_parallel, enable_context_parallel
 
-    init_distributed(str(pipe.transformer.device))
+    init_distributed(str(device if device is not None else pipe.transformer.device))
     if mode == "cfg":
         enable_cfg_parallel(pipe.transformer)
     else:

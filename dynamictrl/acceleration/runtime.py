@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 from dynamictrl.errors import UserError
 
+from .parallel import PARALLEL_HELP, PARALLEL_MODES, apply_parallel, check_parallel
+
 if TYPE_CHECKING:
     import torch
 
@@ -78,6 +80,7 @@ class RuntimeConfig:
     cache: str = "none"
     vae_tiling: bool = False
     vae_slicing: bool = True
+    parallel: str = "none"  # several processes for one video (torchrun): acceleration/parallel.py
 
     @property
     def exact(self) -> bool:
@@ -102,6 +105,7 @@ class RuntimeConfig:
             ("offload", OFFLOAD_MODES),
             ("cache", CACHE_MODES),
             ("compile_backend", COMPILE_BACKENDS),
+            ("parallel", PARALLEL_MODES),
         ):
             value = getattr(self, name)
             if value not in allowed:
@@ -146,7 +150,10 @@ RUNTIME_FLAGS: dict[str, tuple[tuple[str, ...] | None, str]] = {
     ),
     "--cache": (CACHE_MODES, "reuse attention between nearby steps: pab (Pyramid Attention Broadcast; approximate)"),
     "--vae-tiling": (None, "encode/decode the VAE in tiles (much less memory at high resolution)"),
+    "--parallel": (PARALLEL_MODES, PARALLEL_HELP),
 }
+#: flags a one-process benchmark sweep cannot vary
+_NOT_SWEPT = ("--parallel",)
 
 
 def _comma_list(choices: tuple[str, ...] | None):
@@ -169,6 +176,8 @@ def add_runtime_args(parser: argparse.ArgumentParser, sweep: bool = False) -> No
     """
     group = parser.add_argument_group("runtime (speed and memory; see docs/inference.md)")
     for flag, (choices, text) in RUNTIME_FLAGS.items():
+        if sweep and flag in _NOT_SWEPT:
+            continue
         if sweep:
             listed = (*choices, "none") if flag == "--memory" else choices
             group.add_argument(flag, type=_comma_list(listed), default=None, help=text + " (comma list)")
@@ -187,6 +196,7 @@ _FLAG_FIELDS = {
     "offload": "offload",
     "cache": "cache",
     "vae_tiling": "vae_tiling",
+    "parallel": "parallel",
 }
 
 
@@ -225,6 +235,7 @@ def check_runtime(config: RuntimeConfig, device: str | torch.device) -> None:
     import torch
 
     config.validate()
+    check_parallel(config.parallel)  # the launch (torchrun's WORLD_SIZE) fits the mode
     device = torch.device(device)
     on_cuda = device.type == "cuda"
     if config.attention in CUDA_ONLY_ATTENTION and not on_cuda:
@@ -284,7 +295,7 @@ def _check_cpu_compiler() -> None:
 def apply_runtime(pipe: Any, config: RuntimeConfig, device: str | torch.device) -> Any:
     """Apply ``config`` to ``pipe`` (a ``DynamiCtrlPipeline`` with weights on the CPU, in their final dtype) and place
     it on ``device``; returns ``pipe``. Order: fp8, fused QKV, attention backend, step cache, offload / placement,
-    compile (after the offload hooks, so dynamo traces through them), VAE tiling and slicing."""
+    --parallel, compile (after the offload hooks, so dynamo traces through them), VAE tiling and slicing."""
     import torch
 
     check_runtime(config, device)
@@ -334,6 +345,7 @@ def apply_runtime(pipe: Any, config: RuntimeConfig, device: str | torch.device) 
                     num_blocks_per_group=1 if block_level else None,
                     use_stream=device.type == "cuda",
                 )
+    apply_parallel(pipe, config.parallel, device)  # after placement (each rank's device), before compile
     if config.compile:
         # one graph per input layout (block 0's pose stream is a strided slice, CFG batch 2 vs 1): raise the limit
         torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 32)

@@ -13,13 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dynamictrl.acceleration.parallel import (
-    add_parallel_args,
-    apply_parallel,
-    check_parallel,
-    is_main_process,
-    parallel_device,
-)
+from dynamictrl.acceleration.parallel import is_main_process, parallel_device
 from dynamictrl.acceleration.runtime import (
     RuntimeConfig,
     add_runtime_args,
@@ -180,7 +174,6 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
         help="dpm: CogVideoX DPM with trailing timesteps (official); model: the folder's own scheduler",
     )
     add_runtime_args(parser)  # the same speed / memory flags in every script (and in the benchmark)
-    add_parallel_args(parser)  # --parallel: several processes for one video (torchrun)
 
 
 def add_generation_args(parser: argparse.ArgumentParser) -> None:
@@ -280,15 +273,9 @@ def animate(args: argparse.Namespace, loaded: LoadedPipeline | None = None) -> P
     model = args.model if args.model is not None else embedded_model_dir()
     runtime = runtime_from_args(args)  # names only; load_pipeline checks it against the device before the weights
 
-    parallel = getattr(args, "parallel", "none")
-    check_parallel(parallel)  # a launch that does not fit --parallel fails before anything loads
-
     def load() -> LoadedPipeline:
         device = parallel_device(args.device or default_device())  # cuda -> cuda:LOCAL_RANK under torchrun
-        dtype = parse_dtype(args.dtype, device)
-        loaded = load_pipeline(model, args.transformer, device, dtype, runtime, args.scheduler)
-        apply_parallel(loaded.pipe, parallel)
-        return loaded
+        return load_pipeline(model, args.transformer, device, parse_dtype(args.dtype, device), runtime, args.scheduler)
 
     # Every input is read and checked before the weights load: a mistyped path costs a second, not minutes.
     if model is None:  # random tiny components are built in memory: nothing to load
