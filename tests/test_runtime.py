@@ -138,10 +138,13 @@ def test_approximate_option_runs_is_marked_approximate_and_changes_the_video_a_l
     assert 0 < diff < bound, diff  # not a no-op, not a different video
 
 
-def test_fp8_storage_keeps_transformer_weights_in_fp8():
-    pipe = apply_runtime(_pipeline(), RuntimeConfig(fp8="storage"), "cpu")
-    dtypes = {p.dtype for p in pipe.transformer.transformer_blocks.parameters()}
-    assert torch.float8_e4m3fn in dtypes
+@pytest.mark.parametrize("fuse_qkv", [False, True])
+def test_fp8_storage_keeps_the_attention_weights_in_fp8_fused_or_not(fuse_qkv):
+    pipe = apply_runtime(_pipeline(), RuntimeConfig(fp8="storage", fuse_qkv=fuse_qkv), "cpu")
+    attn = pipe.transformer.transformer_blocks[0].attn1
+    projection = attn.to_qkv if fuse_qkv else attn.to_q
+    assert projection.weight.dtype == torch.float8_e4m3fn
+    assert np.isfinite(_animate(pipe)).all()
 
 
 def test_pab_cache_starts_empty_for_every_pipeline_call():

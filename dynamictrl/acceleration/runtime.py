@@ -294,7 +294,7 @@ def _check_cpu_compiler() -> None:
 
 def apply_runtime(pipe: Any, config: RuntimeConfig, device: str | torch.device) -> Any:
     """Apply ``config`` to ``pipe`` (a ``DynamiCtrlPipeline`` with weights on the CPU, in their final dtype) and place
-    it on ``device``; returns ``pipe``. Order: fp8, fused QKV, attention backend, step cache, offload / placement,
+    it on ``device``; returns ``pipe``. Order: fused QKV, fp8, attention backend, step cache, offload / placement,
     --parallel, compile (after the offload hooks, so dynamo traces through them), VAE tiling and slicing."""
     import torch
 
@@ -302,6 +302,8 @@ def apply_runtime(pipe: Any, config: RuntimeConfig, device: str | torch.device) 
     device = torch.device(device)
     transformer = pipe.transformer
     compute_dtype = transformer.dtype
+    if config.fuse_qkv:  # first: the fused Linears are new modules, which fp8 must cover too
+        transformer.fuse_qkv_projections()
     if config.fp8 == "storage":
         # diffusers keeps norms, embeddings and the output head in the compute dtype (their default skip list)
         transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=compute_dtype)
@@ -309,8 +311,6 @@ def apply_runtime(pipe: Any, config: RuntimeConfig, device: str | torch.device) 
         from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, quantize_
 
         quantize_(transformer.transformer_blocks, Float8DynamicActivationFloat8WeightConfig())
-    if config.fuse_qkv:
-        transformer.fuse_qkv_projections()
     if config.attention != "sdpa":
         transformer.set_attention_backend(ATTENTION_BACKENDS[config.attention])
     if config.cache == "pab":
