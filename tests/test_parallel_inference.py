@@ -30,17 +30,17 @@ def _env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
 
 
-def _torchrun(*args: str) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *args]
+def _torchrun(*args: str, ranks: int = 2) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(ranks), *args]
 
 
 def _run(cmd: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, env=_env(), cwd=REPO, timeout=600)
 
 
-def _worker_frames(tmp_path: Path, pose_control: str, variant: str, mode: str) -> np.ndarray:
-    out = tmp_path / f"{pose_control}_{variant}_{mode}.npy"
-    args = [str(WORKER), str(out), pose_control, variant, str(TEXT_LEN), mode]
+def _worker_frames(tmp_path: Path, pose_control: str, variant: str, mode: str, heads: int = 2) -> np.ndarray:
+    out = tmp_path / f"{pose_control}_{variant}_{heads}_{mode}.npy"
+    args = [str(WORKER), str(out), pose_control, variant, str(TEXT_LEN), mode, str(heads)]
     proc = _run(_torchrun(*args) if mode != "none" else [sys.executable, *args])
     assert proc.returncode == 0, proc.stderr[-3000:]
     return np.load(out)
@@ -56,6 +56,22 @@ def test_ulysses_on_two_ranks_gives_the_video_of_one_process_with_an_uneven_text
     parallel = _worker_frames(tmp_path, pose_control, variant, "ulysses")
     assert single.std() > 0.05  # a real video, not a constant that would match anything
     np.testing.assert_allclose(parallel, single, rtol=0, atol=FRAME_ATOL)
+
+
+@pytest.mark.slow
+def test_ulysses_on_two_ranks_gives_the_video_of_one_process_with_a_head_count_that_does_not_divide(tmp_path):
+    # 3 heads over 2 ranks (like 30 heads over 4 GPUs): diffusers' ulysses_anything pads the heads
+    single = _worker_frames(tmp_path, "cross_attn", "tiny-1.5", "none", heads=3)
+    parallel = _worker_frames(tmp_path, "cross_attn", "tiny-1.5", "ulysses", heads=3)
+    np.testing.assert_allclose(parallel, single, rtol=0, atol=FRAME_ATOL)
+
+
+@pytest.mark.slow
+def test_ulysses_on_more_ranks_than_heads_is_refused(tmp_path):
+    args = [str(WORKER), str(tmp_path / "x.npy"), "padaln", "tiny-1.5", str(TEXT_LEN), "ulysses", "2"]
+    proc = _run(_torchrun(*args, ranks=3))
+    assert proc.returncode != 0
+    assert "--parallel ulysses on 3 processes: this model has only 2 attention heads (at most 2" in proc.stderr
 
 
 @pytest.mark.slow

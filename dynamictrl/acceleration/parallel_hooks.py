@@ -53,6 +53,12 @@ def enable_context_parallel(transformer: Any, mode: str) -> None:
     from diffusers.models.attention_dispatch import AttentionBackendName, _AttentionBackendRegistry
 
     ranks = dist.get_world_size()
+    heads = transformer.config.num_attention_heads
+    if heads < ranks:  # Ulysses gives each rank whole heads (uneven counts are padded, but not to empty ranks)
+        raise UserError(
+            f"--parallel {mode} on {ranks} processes: this model has only {heads} attention heads",
+            f"at most {heads} processes",
+        )
     if mode == "ulysses":
         config = ContextParallelConfig(ulysses_degree=ranks, ulysses_anything=True)
     elif mode == "ring":
