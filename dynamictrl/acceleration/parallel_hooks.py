@@ -54,7 +54,7 @@ def enable_context_parallel(transformer: Any, mode: str) -> None:
 
     ranks = dist.get_world_size()
     heads = transformer.config.num_attention_heads
-    if heads < ranks:  # Ulysses gives each rank whole heads (uneven counts are padded, but not to empty ranks)
+    if mode == "ulysses" and heads < ranks:  # each rank gets whole heads (uneven counts padded, never none)
         raise UserError(
             f"--parallel {mode} on {ranks} processes: this model has only {heads} attention heads",
             f"at most {heads} processes",
