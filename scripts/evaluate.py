@@ -35,32 +35,57 @@ def input_size(text: str) -> tuple[str, int]:
 def build_parser() -> argparse.ArgumentParser:
     weights = "; ".join(f"{w.filename} ({w.purpose})" for w in WEIGHT_FILES.values())
     parser = ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=f"Weight files looked up in --weights-dir or ${WEIGHTS_ENV_VAR}: {weights}. Metrics whose file is "
         "absent are skipped and named in the table's notes. Profiles, metrics, pooling and weight files are described "
         "in docs/evaluation.md: 'disco' reproduces the published TikTok protocol, 'clean' uses the careful "
         "definitions.",
     )
     parser.add_argument("--pred", type=Path, help="folder of predictions NAME.mp4 (or NAME.mp4 under videos/)")
-    parser.add_argument("--gt", type=Path, required=True,
-                        help="ground-truth folder: videos/NAME.mp4 and optionally masks/, references/, backgrounds/, "
-                        "prompts.txt, meta.jsonl")
+    parser.add_argument(
+        "--gt",
+        type=Path,
+        required=True,
+        help="ground-truth folder: videos/NAME.mp4 and optionally masks/, references/, backgrounds/, "
+        "prompts.txt, meta.jsonl",
+    )
     parser.add_argument("--masks", type=Path, help="person-mask folder (NAME.mp4, white on black); default GT/masks")
     parser.add_argument("--prompts", type=Path, help="prompts file (NAME.mp4#####caption); default GT/prompts.txt")
-    parser.add_argument("--profile", choices=["disco", "clean", "both"], default="both",
-                        help="metric definitions to report (default: both)")
+    parser.add_argument(
+        "--profile",
+        choices=["disco", "clean", "both"],
+        default="both",
+        help="metric definitions to report (default: both)",
+    )
     parser.add_argument("--weights-dir", type=Path, help=f"folder with the metric weight files (or ${WEIGHTS_ENV_VAR})")
-    parser.add_argument("--baseline", action="append", choices=list(BASELINES), default=[],
-                        help="also evaluate a sanity baseline built from the GT folder (repeatable)")
-    parser.add_argument("--resize-pred", action=argparse.BooleanOptionalAction, default=True,
-                        help="resize (bilinear) a prediction whose frame size differs from the ground truth's, as the "
-                        "protocol does, and name it in the notes (default); --no-resize-pred refuses it instead")
-    parser.add_argument("--drift-clip-frames", type=int, default=16,
-                        help="clip length for the temporal-drift metric (default 16)")
+    parser.add_argument(
+        "--baseline",
+        action="append",
+        choices=list(BASELINES),
+        default=[],
+        help="also evaluate a sanity baseline built from the GT folder (repeatable)",
+    )
+    parser.add_argument(
+        "--resize-pred",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="resize (bilinear) a prediction whose frame size differs from the ground truth's, as the "
+        "protocol does, and name it in the notes (default); --no-resize-pred refuses it instead",
+    )
+    parser.add_argument(
+        "--drift-clip-frames", type=int, default=16, help="clip length for the temporal-drift metric (default 16)"
+    )
     parser.add_argument("--device", default="cpu", help="torch device for the backbones (default cpu)")
-    parser.add_argument("--input-size", action="append", default=[], type=input_size, metavar="METRIC=N",
-                        help="backbone input size of fid_vid (protocol: 112), fvd (224) or fid (299), for quick checks "
-                        "on small inputs only: recorded in the results and flagged as not comparable (repeatable)")
+    parser.add_argument(
+        "--input-size",
+        action="append",
+        default=[],
+        type=input_size,
+        metavar="METRIC=N",
+        help="backbone input size of fid_vid (protocol: 112), fvd (224) or fid (299), for quick checks "
+        "on small inputs only: recorded in the results and flagged as not comparable (repeatable)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="JSON results file to write")
     return parser
 
@@ -97,8 +122,13 @@ def main(argv: list[str] | None = None) -> int:
                 find_prediction(args.pred, name)
     cfg = EvalConfig(
         profiles=("disco", "clean") if args.profile == "both" else (args.profile,),
-        weights_dir=args.weights_dir, masks_dir=args.masks, prompts_file=args.prompts, resize_pred=args.resize_pred,
-        drift_clip_frames=args.drift_clip_frames, device=args.device, input_sizes=dict(args.input_size),
+        weights_dir=args.weights_dir,
+        masks_dir=args.masks,
+        prompts_file=args.prompts,
+        resize_pred=args.resize_pred,
+        drift_clip_frames=args.drift_clip_frames,
+        device=args.device,
+        input_sizes=dict(args.input_size),
     )
     results = evaluate(args.gt, args.pred, args.baseline, cfg)
     print(markdown_table(results))

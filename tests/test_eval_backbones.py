@@ -32,7 +32,7 @@ class Builder:
 def assert_all_landed(model, published, strip=""):
     own = model.state_dict()
     for name, value in published.items():
-        key = name[len(strip):] if strip and name.startswith(strip) else name
+        key = name[len(strip) :] if strip and name.startswith(strip) else name
         assert torch.equal(own[key], value), key
     own_params = [k for k in own if not k.endswith("num_batches_tracked")]
     assert len(own_params) == len(published)
@@ -40,8 +40,21 @@ def assert_all_landed(model, published, strip=""):
 
 def vgg16_torchvision_state():
     b = Builder(1)
-    cfg = [(0, 64, 3), (2, 64, 64), (5, 128, 64), (7, 128, 128), (10, 256, 128), (12, 256, 256), (14, 256, 256),
-           (17, 512, 256), (19, 512, 512), (21, 512, 512), (24, 512, 512), (26, 512, 512), (28, 512, 512)]
+    cfg = [
+        (0, 64, 3),
+        (2, 64, 64),
+        (5, 128, 64),
+        (7, 128, 128),
+        (10, 256, 128),
+        (12, 256, 256),
+        (14, 256, 256),
+        (17, 512, 256),
+        (19, 512, 512),
+        (21, 512, 512),
+        (24, 512, 512),
+        (26, 512, 512),
+        (28, 512, 512),
+    ]
     for index, out_ch, in_ch in cfg:
         b.t(f"features.{index}.weight", out_ch, in_ch, 3, 3)
         b.t(f"features.{index}.bias", out_ch)
@@ -62,8 +75,10 @@ def test_lpips_loads_published_layout_and_runs(tmp_path):
     torch.save(vgg, tmp_path / "vgg16-397923af.pth")
     torch.save(lin, tmp_path / "vgg.pth")
     model, hashes = LPIPS.from_weights_dir(tmp_path)
-    assert hashes == {"vgg16-397923af.pth": sha256_file(tmp_path / "vgg16-397923af.pth"),
-                      "vgg.pth": sha256_file(tmp_path / "vgg.pth")}
+    assert hashes == {
+        "vgg16-397923af.pth": sha256_file(tmp_path / "vgg16-397923af.pth"),
+        "vgg.pth": sha256_file(tmp_path / "vgg.pth"),
+    }
     own = model.state_dict()
     for name, value in vgg.items():
         if not name.startswith("classifier"):
@@ -138,11 +153,17 @@ def i3d_state():
     unit("Conv3d_1a_7x7", 64, 3, (7, 7, 7))
     unit("Conv3d_2b_1x1", 64, 64, (1, 1, 1))
     unit("Conv3d_2c_3x3", 192, 64, (3, 3, 3))
-    mixed = [("Mixed_3b", (64, 96, 128, 16, 32, 32)), ("Mixed_3c", (128, 128, 192, 32, 96, 64)),
-             ("Mixed_4b", (192, 96, 208, 16, 48, 64)), ("Mixed_4c", (160, 112, 224, 24, 64, 64)),
-             ("Mixed_4d", (128, 128, 256, 24, 64, 64)), ("Mixed_4e", (112, 144, 288, 32, 64, 64)),
-             ("Mixed_4f", (256, 160, 320, 32, 128, 128)), ("Mixed_5b", (256, 160, 320, 32, 128, 128)),
-             ("Mixed_5c", (384, 192, 384, 48, 128, 128))]
+    mixed = [
+        ("Mixed_3b", (64, 96, 128, 16, 32, 32)),
+        ("Mixed_3c", (128, 128, 192, 32, 96, 64)),
+        ("Mixed_4b", (192, 96, 208, 16, 48, 64)),
+        ("Mixed_4c", (160, 112, 224, 24, 64, 64)),
+        ("Mixed_4d", (128, 128, 256, 24, 64, 64)),
+        ("Mixed_4e", (112, 144, 288, 32, 64, 64)),
+        ("Mixed_4f", (256, 160, 320, 32, 128, 128)),
+        ("Mixed_5b", (256, 160, 320, 32, 128, 128)),
+        ("Mixed_5c", (384, 192, 384, 48, 128, 128)),
+    ]
     in_ch = 192
     for name, w in mixed:
         unit(f"{name}.b0", w[0], in_ch, (1, 1, 1))
@@ -175,8 +196,13 @@ def test_i3d_same_padding_keeps_protocol_shapes():
     with torch.no_grad():
         model(torch.zeros(1, 3, 16, 64, 64))
     # SAME padding: every stride-2 stage halves (rounding up), as in the TF original
-    assert shapes == {"Conv3d_1a_7x7": (8, 32, 32), "MaxPool3d_2a_3x3": (8, 16, 16), "MaxPool3d_3a_3x3": (8, 8, 8),
-                      "MaxPool3d_4a_3x3": (4, 4, 4), "MaxPool3d_5a_2x2": (2, 2, 2)}
+    assert shapes == {
+        "Conv3d_1a_7x7": (8, 32, 32),
+        "MaxPool3d_2a_3x3": (8, 16, 16),
+        "MaxPool3d_3a_3x3": (8, 8, 8),
+        "MaxPool3d_4a_3x3": (4, 4, 4),
+        "MaxPool3d_5a_2x2": (2, 2, 2),
+    }
 
 
 def inception_fid_state():
@@ -186,8 +212,13 @@ def inception_fid_state():
         b.t(f"{name}.conv.weight", out_ch, in_ch, kh, kw or kh)
         b.bn(f"{name}.bn", out_ch)
 
-    for name, o, i, k in (("Conv2d_1a_3x3", 32, 3, 3), ("Conv2d_2a_3x3", 32, 32, 3), ("Conv2d_2b_3x3", 64, 32, 3),
-                          ("Conv2d_3b_1x1", 80, 64, 1), ("Conv2d_4a_3x3", 192, 80, 3)):
+    for name, o, i, k in (
+        ("Conv2d_1a_3x3", 32, 3, 3),
+        ("Conv2d_2a_3x3", 32, 32, 3),
+        ("Conv2d_2b_3x3", 64, 32, 3),
+        ("Conv2d_3b_1x1", 80, 64, 1),
+        ("Conv2d_4a_3x3", 192, 80, 3),
+    ):
         conv(name, o, i, k)
 
     def block_a(n, i, pool):

@@ -40,8 +40,9 @@ def test_frechet_from_samples_uses_sample_statistics():
 def test_frechet_tiny_sample_counts():
     with pytest.raises(ValueError, match="at least 2"):
         feature_stats(np.zeros((1, 8)))
-    value, notes = frechet_distance(np.random.default_rng(3).normal(size=(3, 8)),
-                                    np.random.default_rng(4).normal(size=(3, 8)))
+    value, notes = frechet_distance(
+        np.random.default_rng(3).normal(size=(3, 8)), np.random.default_rng(4).normal(size=(3, 8))
+    )
     assert math.isfinite(value) and value > 0
     assert notes and "rank-deficient" in notes[0]
 

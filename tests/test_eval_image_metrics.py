@@ -78,8 +78,10 @@ def test_disco_ssim_is_scikit_image_on_grey_uint8_after_crop_and_resize():
     ours = frame_metrics(disco_preprocess(gt), disco_preprocess(pred), "disco")["ssim"]
     for t in range(len(gt)):
         # independent path: PIL crop box -> bilinear 256 -> PIL greyscale -> scikit-image defaults
-        ref = [Image.fromarray(v[t]).crop((8, 0, 48, 40)).resize((256, 256), Image.BILINEAR).convert("L")
-               for v in (gt, pred)]
+        ref = [
+            Image.fromarray(v[t]).crop((8, 0, 48, 40)).resize((256, 256), Image.BILINEAR).convert("L")
+            for v in (gt, pred)
+        ]
         expected = structural_similarity(np.asarray(ref[0]), np.asarray(ref[1]), data_range=255)
         assert ours[t] == pytest.approx(expected, abs=1e-6)
     assert disco_preprocess(gt).shape == (3, 256, 256, 3)

@@ -45,9 +45,19 @@ def mini_set(tmp_path_factory):
         write_image(gt / "references" / f"{name}.png", ref)
         write_video(pred / f"{name}.mp4", video, lossless=True)  # a perfect "model"
         prompts.append(f"{name}.mp4#####The person is dancing. The background is a striped wall.")
-        meta.append(json.dumps({"name": name, "background": {"name": "a striped wall", "color": "red",
-                                                             "color_rgb": list(COLORS[name][0]),
-                                                             "secondary_rgb": [60, 60, 60]}}))
+        meta.append(
+            json.dumps(
+                {
+                    "name": name,
+                    "background": {
+                        "name": "a striped wall",
+                        "color": "red",
+                        "color_rgb": list(COLORS[name][0]),
+                        "secondary_rgb": [60, 60, 60],
+                    },
+                }
+            )
+        )
     (gt / "prompts.txt").write_text("\n".join(prompts) + "\n")
     (gt / "meta.jsonl").write_text("\n".join(meta) + "\n")
     return root
@@ -63,8 +73,22 @@ def run_cli(argv):
 def test_cli_perfect_prediction_and_baselines(mini_set, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("DYNAMICTRL_METRIC_WEIGHTS", raising=False)
     out = tmp_path / "results.json"
-    rc = run_cli(["--pred", str(mini_set / "pred"), "--gt", str(mini_set / "gt"), "--baseline", "repeat-reference",
-                  "--baseline", "gt-background", "--drift-clip-frames", "4", "--out", str(out)])
+    rc = run_cli(
+        [
+            "--pred",
+            str(mini_set / "pred"),
+            "--gt",
+            str(mini_set / "gt"),
+            "--baseline",
+            "repeat-reference",
+            "--baseline",
+            "gt-background",
+            "--drift-clip-frames",
+            "4",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     table = capsys.readouterr().out
     assert "### `disco` profile" in table and "### `clean` profile" in table and "baseline:gt-background" in table
@@ -101,9 +125,13 @@ def test_baseline_only_single_profile(mini_set, tmp_path):
 
 def random_state(model):
     gen = torch.Generator().manual_seed(0)
-    return {k: (torch.rand(v.shape, generator=gen) * 0.1 + 0.5) if "running_var" in k or "bn.weight" in k
-            else torch.randn(v.shape, generator=gen) * 0.05 for k, v in model.state_dict().items()
-            if not k.endswith("num_batches_tracked")}
+    return {
+        k: (torch.rand(v.shape, generator=gen) * 0.1 + 0.5)
+        if "running_var" in k or "bn.weight" in k
+        else torch.randn(v.shape, generator=gen) * 0.05
+        for k, v in model.state_dict().items()
+        if not k.endswith("num_batches_tracked")
+    }
 
 
 def test_weights_recorded_and_lpips_fvd_computed(mini_set, tmp_path):
@@ -114,13 +142,16 @@ def test_weights_recorded_and_lpips_fvd_computed(mini_set, tmp_path):
     wdir = tmp_path / "weights"
     wdir.mkdir()
     torch.save(random_state(VGG16Features()), wdir / "vgg16-397923af.pth")
-    torch.save({f"lin{k}.model.1.weight": torch.rand(1, c, 1, 1) for k, c in enumerate((64, 128, 256, 512, 512))},
-               wdir / "vgg.pth")
+    torch.save(
+        {f"lin{k}.model.1.weight": torch.rand(1, c, 1, 1) for k, c in enumerate((64, 128, 256, 512, 512))},
+        wdir / "vgg.pth",
+    )
     torch.save(random_state(InceptionI3D()), wdir / "i3d_pretrained_400.pt")
     cfg = EvalConfig(weights_dir=wdir, disco_size=64, input_sizes={"fvd": 32}, show_progress=False)
     res = evaluate(mini_set / "gt", mini_set / "pred", ["repeat-reference"], cfg)
-    assert res["weights"] == {f: sha256_file(wdir / f) for f in ("i3d_pretrained_400.pt", "vgg.pth",
-                                                                   "vgg16-397923af.pth")}
+    assert res["weights"] == {
+        f: sha256_file(wdir / f) for f in ("i3d_pretrained_400.pt", "vgg.pth", "vgg16-397923af.pth")
+    }
     assert set(res["skipped"]) == {"fid_vid", "fid"}
     pred, ref = res["sources"]["pred"], res["sources"]["baseline:repeat-reference"]
     for profile in ("disco", "clean"):

@@ -26,8 +26,16 @@ def _pad_same(x: torch.Tensor, kernel: tuple[int, int, int], stride: tuple[int, 
 class Unit3D(nn.Module):
     """Conv3d (no bias unless ``use_bias``) + optional BatchNorm + optional ReLU, with SAME padding."""
 
-    def __init__(self, in_ch: int, out_ch: int, kernel=(1, 1, 1), stride=(1, 1, 1), use_bn: bool = True,
-                 use_bias: bool = False, relu: bool = True):
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        kernel=(1, 1, 1),
+        stride=(1, 1, 1),
+        use_bn: bool = True,
+        use_bias: bool = False,
+        relu: bool = True,
+    ):
         super().__init__()
         self.kernel, self.stride, self.relu = tuple(kernel), tuple(stride), relu
         self.conv3d = nn.Conv3d(in_ch, out_ch, kernel_size=self.kernel, stride=self.stride, bias=use_bias)
@@ -103,9 +111,24 @@ class InceptionI3D(nn.Module):
         self.eval()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for name in ("Conv3d_1a_7x7", "MaxPool3d_2a_3x3", "Conv3d_2b_1x1", "Conv3d_2c_3x3", "MaxPool3d_3a_3x3",
-                     "Mixed_3b", "Mixed_3c", "MaxPool3d_4a_3x3", "Mixed_4b", "Mixed_4c", "Mixed_4d", "Mixed_4e",
-                     "Mixed_4f", "MaxPool3d_5a_2x2", "Mixed_5b", "Mixed_5c"):
+        for name in (
+            "Conv3d_1a_7x7",
+            "MaxPool3d_2a_3x3",
+            "Conv3d_2b_1x1",
+            "Conv3d_2c_3x3",
+            "MaxPool3d_3a_3x3",
+            "Mixed_3b",
+            "Mixed_3c",
+            "MaxPool3d_4a_3x3",
+            "Mixed_4b",
+            "Mixed_4c",
+            "Mixed_4d",
+            "Mixed_4e",
+            "Mixed_4f",
+            "MaxPool3d_5a_2x2",
+            "Mixed_5b",
+            "Mixed_5c",
+        ):
             x = getattr(self, name)(x)
         # The published AvgPool3d([2, 7, 7], stride 1): for 16x224x224 inputs the map is 2x7x7. The kernel is
         # clipped to the map for the smaller inputs used in tests (identical at the protocol's size).

@@ -138,7 +138,9 @@ def ssim_map_clean(gt: np.ndarray, pred: np.ndarray, window: int = 11, sigma: fl
     _check_pair(gt, pred)
     pad = window // 2
     if min(gt.shape[:2]) <= pad:
-        raise ValueError(f"clean SSIM needs frames larger than {pad}x{pad} (window {window}x{window}), got {gt.shape[:2]}")
+        raise ValueError(
+            f"clean SSIM needs frames larger than {pad}x{pad} (window {window}x{window}), got {gt.shape[:2]}"
+        )
     x = torch.from_numpy(gt).to(torch.float64).permute(2, 0, 1)[:, None] / 255.0  # (C, 1, H, W)
     y = torch.from_numpy(pred).to(torch.float64).permute(2, 0, 1)[:, None] / 255.0
     x = F.pad(x, (pad, pad, pad, pad), mode="reflect")

@@ -77,8 +77,9 @@ class LPIPS(nn.Module):
         self.register_buffer("scale", torch.tensor(LPIPS_SCALE).view(1, 3, 1, 1))
         self.eval()
 
-    def load_published(self, vgg16_state: dict[str, torch.Tensor], lpips_state: dict[str, torch.Tensor],
-                       source: str = "state dicts") -> None:
+    def load_published(
+        self, vgg16_state: dict[str, torch.Tensor], lpips_state: dict[str, torch.Tensor], source: str = "state dicts"
+    ) -> None:
         """Load torchvision-layout VGG16 weights (the classifier is ignored) and the LPIPS ``lin{k}`` heads."""
         load_into(self.net, vgg16_state, f"{source} (VGG16)", ignore_prefixes=("classifier.",))
         heads = {}

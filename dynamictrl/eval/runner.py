@@ -49,17 +49,40 @@ from .weights import MissingWeightError, weights_dir_from
 logger = logging.getLogger(__name__)
 
 IMAGE_COLUMNS = {
-    "disco": [("l1", "L1 ↓"), ("ssim", "SSIM ↑"), ("psnr_star", "PSNR* ↑"), ("psnr_legacy", "PSNR legacy-uint8 ↑"),
-              ("lpips", "LPIPS ↓"), ("fid_vid", "FID-VID ↓"), ("fvd", "FVD ↓"), ("fid", "FID ↓")],
-    "clean": [("l1", "L1 ↓"), ("ssim", "SSIM ↑"), ("psnr", "PSNR ↑"), ("lpips", "LPIPS ↓"), ("fid_vid", "FID-VID ↓"),
-              ("fvd", "FVD ↓"), ("fid", "FID ↓")],
+    "disco": [
+        ("l1", "L1 ↓"),
+        ("ssim", "SSIM ↑"),
+        ("psnr_star", "PSNR* ↑"),
+        ("psnr_legacy", "PSNR legacy-uint8 ↑"),
+        ("lpips", "LPIPS ↓"),
+        ("fid_vid", "FID-VID ↓"),
+        ("fvd", "FVD ↓"),
+        ("fid", "FID ↓"),
+    ],
+    "clean": [
+        ("l1", "L1 ↓"),
+        ("ssim", "SSIM ↑"),
+        ("psnr", "PSNR ↑"),
+        ("lpips", "LPIPS ↓"),
+        ("fid_vid", "FID-VID ↓"),
+        ("fvd", "FVD ↓"),
+        ("fid", "FID ↓"),
+    ],
 }
 SYNTHETIC_COLUMNS = [
-    ("psnr_fg", "PSNR fg ↑"), ("psnr_bg", "PSNR bg ↑"), ("ssim_fg", "SSIM fg ↑"), ("ssim_bg", "SSIM bg ↑"),
-    ("l1_fg", "L1 fg ↓"), ("l1_bg", "L1 bg ↓"), ("silhouette_iou", "silhouette IoU ↑"),
-    ("bg_stats_adherence", "bg stats adh. ↑"), ("bg_palette_adherence", "bg palette adh. ↑"),
-    ("drift_color_max", "drift colour ↓"), ("drift_identity_max", "drift identity ↓"),
-    ("frame_diff", "frame diff"), ("temporal_error", "temporal err ↓"),
+    ("psnr_fg", "PSNR fg ↑"),
+    ("psnr_bg", "PSNR bg ↑"),
+    ("ssim_fg", "SSIM fg ↑"),
+    ("ssim_bg", "SSIM bg ↑"),
+    ("l1_fg", "L1 fg ↓"),
+    ("l1_bg", "L1 bg ↓"),
+    ("silhouette_iou", "silhouette IoU ↑"),
+    ("bg_stats_adherence", "bg stats adh. ↑"),
+    ("bg_palette_adherence", "bg palette adh. ↑"),
+    ("drift_color_max", "drift colour ↓"),
+    ("drift_identity_max", "drift identity ↓"),
+    ("frame_diff", "frame diff"),
+    ("temporal_error", "temporal err ↓"),
 ]
 DISTRIBUTION_METRICS = ("fid_vid", "fvd", "fid")
 
@@ -145,7 +168,9 @@ def named_background_colors(record: dict | None) -> list[list[int]]:
             from dynamictrl.puppet.palette import COLORS
 
             if value not in COLORS:
-                raise ValueError(f"meta background colour {value!r} is not a known colour name; known: {sorted(COLORS)}")
+                raise ValueError(
+                    f"meta background colour {value!r} is not a known colour name; known: {sorted(COLORS)}"
+                )
             value = COLORS[value]
         if value is not None:
             if len(value) != 3:
@@ -154,8 +179,14 @@ def named_background_colors(record: dict | None) -> list[list[int]]:
     return colors
 
 
-def _check_same(ref: np.ndarray, other: np.ndarray, ref_path: Path, other_path: Path, what: str,
-                size_hint: str = "the same frame size is needed") -> None:
+def _check_same(
+    ref: np.ndarray,
+    other: np.ndarray,
+    ref_path: Path,
+    other_path: Path,
+    what: str,
+    size_hint: str = "the same frame size is needed",
+) -> None:
     if len(other) != len(ref):
         raise ValueError(f"{other_path}: {len(other)} frames, but the ground truth {ref_path} has {len(ref)} ({what})")
     if other.shape[1:3] != ref.shape[1:3]:
@@ -213,8 +244,13 @@ def _finite(value):
     return value
 
 
-def evaluate(gt_dir: str | Path, pred_dir: str | Path | None = None, baselines=(), cfg: EvalConfig | None = None,
-             pred_label: str = "pred") -> dict:
+def evaluate(
+    gt_dir: str | Path,
+    pred_dir: str | Path | None = None,
+    baselines=(),
+    cfg: EvalConfig | None = None,
+    pred_label: str = "pred",
+) -> dict:
     """Evaluate ``pred_dir`` and/or the named ``baselines`` against ``gt_dir``; returns the results dict."""
     cfg = cfg or EvalConfig()
     gt_dir = Path(gt_dir)
@@ -227,8 +263,9 @@ def evaluate(gt_dir: str | Path, pred_dir: str | Path | None = None, baselines=(
         raise ValueError("nothing to evaluate: give a prediction folder and/or at least one baseline")
 
     names = gt_names(gt_dir)
-    pred_paths = {label: {n: find_prediction(src, n) for n in names} for label, src in sources.items()
-                  if isinstance(src, Path)}
+    pred_paths = {
+        label: {n: find_prediction(src, n) for n in names} for label, src in sources.items() if isinstance(src, Path)
+    }
     prompts_path = Path(cfg.prompts_file) if cfg.prompts_file else gt_dir / "prompts.txt"
     prompts = read_clip_prompts(prompts_path, stem=True) if prompts_path.is_file() else {}
     meta = read_meta(gt_dir / "meta.jsonl") if (gt_dir / "meta.jsonl").is_file() else {}
@@ -278,8 +315,14 @@ def evaluate(gt_dir: str | Path, pred_dir: str | Path | None = None, baselines=(
             else:
                 path = Path(f"<baseline {src}>")
                 pred = make_baseline(src, gt_dir, name, len(gt), gt.shape[1], gt.shape[2])
-            _check_same(gt, pred, gt_path, path, "prediction",
-                        "resizing was turned off by --no-resize-pred; without it the prediction is resized")
+            _check_same(
+                gt,
+                pred,
+                gt_path,
+                path,
+                "prediction",
+                "resizing was turned off by --no-resize-pred; without it the prediction is resized",
+            )
             video_out: dict = {"frames": len(gt), "prompt": prompts.get(name)}
             for p in cfg.profiles:
                 pred_p = disco_preprocess(pred, cfg.disco_size) if p == "disco" else pred
@@ -302,17 +345,23 @@ def evaluate(gt_dir: str | Path, pred_dir: str | Path | None = None, baselines=(
             per_video[label][name] = video_out
 
     if videos_without_mask:
-        notes.append(f"no person mask in {masks_dir} for {len(videos_without_mask)} of {len(names)} videos "
-                     f"({', '.join(videos_without_mask[:5])}{'...' if len(videos_without_mask) > 5 else ''}): "
-                     "foreground/background, silhouette, background and drift metrics skipped for them")
+        notes.append(
+            f"no person mask in {masks_dir} for {len(videos_without_mask)} of {len(names)} videos "
+            f"({', '.join(videos_without_mask[:5])}{'...' if len(videos_without_mask) > 5 else ''}): "
+            "foreground/background, silhouette, background and drift metrics skipped for them"
+        )
     off_protocol = {k: v for k, v in cfg.input_sizes.items() if v != PROTOCOL_INPUT_SIZES[k] and k in backbones.models}
     if off_protocol:
-        notes.append("backbone input sizes changed from the protocol's "
-                     + ", ".join(f"{k} {v} (protocol {PROTOCOL_INPUT_SIZES[k]})" for k, v in off_protocol.items())
-                     + ": those values are not comparable with published numbers")
+        notes.append(
+            "backbone input sizes changed from the protocol's "
+            + ", ".join(f"{k} {v} (protocol {PROTOCOL_INPUT_SIZES[k]})" for k, v in off_protocol.items())
+            + ": those values are not comparable with published numbers"
+        )
     if resized:
-        notes.append(f"{len(resized)} prediction(s) resized (bilinear) to the ground truth's frame size: "
-                     f"{', '.join(resized[:5])}{'...' if len(resized) > 5 else ''}")
+        notes.append(
+            f"{len(resized)} prediction(s) resized (bilinear) to the ground truth's frame size: "
+            f"{', '.join(resized[:5])}{'...' if len(resized) > 5 else ''}"
+        )
     results = {
         "gt_dir": str(gt_dir),
         "profiles": {},
@@ -328,8 +377,7 @@ def evaluate(gt_dir: str | Path, pred_dir: str | Path | None = None, baselines=(
         res = sorted(resolutions[p])
         results["profiles"][p] = {
             "resolution": [list(r) for r in res],
-            "resolution_note": "square centre crop, bilinear resize" if p == "disco"
-            else "native resolution",
+            "resolution_note": "square centre crop, bilinear resize" if p == "disco" else "native resolution",
             "frame_count": total_frames,
         }
     for kind, reason in backbones.skipped.items():
@@ -356,8 +404,9 @@ def evaluate(gt_dir: str | Path, pred_dir: str | Path | None = None, baselines=(
                 except ValueError as err:
                     results["skipped"].setdefault(kind, str(err))
             entry[p] = agg
-        entry["synthetic"] = {k: float(np.nanmean(v)) if not np.isnan(v).all() else math.nan
-                              for k, v in synthetic[label].items()}
+        entry["synthetic"] = {
+            k: float(np.nanmean(v)) if not np.isnan(v).all() else math.nan for k, v in synthetic[label].items()
+        }
         results["sources"][label] = entry
     return _finite(results)
 
@@ -408,8 +457,10 @@ def markdown_table(results: dict) -> str:
     skipped = results.get("skipped", {})
     for profile, info in results["profiles"].items():
         res = ", ".join(f"{w}x{h}" for h, w in info["resolution"])
-        lines.append(f"### `{profile}` profile ({info['resolution_note']}: {res}; {results['videos']} videos, "
-                     f"{info['frame_count']} frames)")
+        lines.append(
+            f"### `{profile}` profile ({info['resolution_note']}: {res}; {results['videos']} videos, "
+            f"{info['frame_count']} frames)"
+        )
         cols = IMAGE_COLUMNS[profile]
         lines.append("| source | " + " | ".join(title for _, title in cols) + " |")
         lines.append("|---" * (len(cols) + 1) + "|")
@@ -422,8 +473,7 @@ def markdown_table(results: dict) -> str:
                     cells.append("skipped*" if key in skipped else "n/a")
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append("")
-    syn_keys = [(k, t) for k, t in SYNTHETIC_COLUMNS
-                if any(k in e["synthetic"] for e in results["sources"].values())]
+    syn_keys = [(k, t) for k, t in SYNTHETIC_COLUMNS if any(k in e["synthetic"] for e in results["sources"].values())]
     if syn_keys:
         lines.append("### synthetic-world metrics (native resolution, pixels on [0, 1]; PSNR in dB)")
         lines.append("| source | " + " | ".join(t for _, t in syn_keys) + " |")
@@ -447,4 +497,3 @@ def write_results(results: dict, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2, allow_nan=False), encoding="utf-8")
     return path
-

@@ -58,9 +58,7 @@ def summary_table(
     dropped; a metric only some runs have is an error (the runs were not evaluated alike)."""
     rows, kept = [], []
     for section, key, title in metrics:
-        present = [
-            [metric_value(r, source, section, key) for r in runs] for runs, source in groups.values()
-        ]
+        present = [[metric_value(r, source, section, key) for r in runs] for runs, source in groups.values()]
         if all(v is None for vals in present for v in vals):
             continue
         for label, vals in zip(groups, present):

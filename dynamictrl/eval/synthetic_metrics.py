@@ -90,8 +90,9 @@ def predicted_silhouette(pred: np.ndarray, background: np.ndarray, threshold: fl
     return np.abs(_float(pred) - _float(background)).max(axis=-1) > threshold
 
 
-def silhouette_iou(pred: np.ndarray, background: np.ndarray, true_mask: np.ndarray,
-                   threshold: float = 32 / 255) -> float:
+def silhouette_iou(
+    pred: np.ndarray, background: np.ndarray, true_mask: np.ndarray, threshold: float = 32 / 255
+) -> float:
     """Mean per-frame IoU between the predicted silhouette and the true person mask."""
     _check(pred, true_mask, background)
     sil = predicted_silhouette(pred, background, threshold)
@@ -177,9 +178,12 @@ def temporal_drift(video: np.ndarray, mask: np.ndarray, clip_frames: int) -> dic
             continue
         colour.append(float(np.linalg.norm(st[0] - stats[0][0]) / (255.0 * math.sqrt(3))))
         ident.append(float(1.0 - np.minimum(st[1], stats[0][1]).sum()))
-    return {"drift_color_max": float(np.nanmax(colour)) if not np.isnan(colour).all() else math.nan,
-            "drift_color_last": colour[-1], "drift_identity_max": float(np.nanmax(ident))
-            if not np.isnan(ident).all() else math.nan, "drift_identity_last": ident[-1]}
+    return {
+        "drift_color_max": float(np.nanmax(colour)) if not np.isnan(colour).all() else math.nan,
+        "drift_color_last": colour[-1],
+        "drift_identity_max": float(np.nanmax(ident)) if not np.isnan(ident).all() else math.nan,
+        "drift_identity_last": ident[-1],
+    }
 
 
 def frame_consistency(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:

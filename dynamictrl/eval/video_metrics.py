@@ -46,8 +46,11 @@ def _segments(frames: np.ndarray, length: int = CLIP_FRAMES) -> list[np.ndarray]
 
 def load_backbone(kind: str, weights_dir: str | Path | None) -> tuple[torch.nn.Module, dict[str, str]]:
     """Build one of ``fid_vid`` / ``fvd`` / ``fid`` backbones from its published file; returns (model, sha256s)."""
-    table = {"fid_vid": ("resnet3d_kinetics", ResNet3D50), "fvd": ("i3d_kinetics", InceptionI3D),
-             "fid": ("inception_fid", FIDInceptionV3)}
+    table = {
+        "fid_vid": ("resnet3d_kinetics", ResNet3D50),
+        "fvd": ("i3d_kinetics", InceptionI3D),
+        "fid": ("inception_fid", FIDInceptionV3),
+    }
     if kind not in table:
         raise ValueError(f"unknown backbone {kind!r}; allowed: {sorted(table)}")
     key, cls = table[kind]

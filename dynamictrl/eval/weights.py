@@ -133,8 +133,11 @@ def load_into(module: torch.nn.Module, state: dict[str, torch.Tensor], source: s
     own = module.state_dict()
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in own]
-    bad_shape = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}" for k in state
-                 if k in own and state[k].shape != own[k].shape]
+    bad_shape = [
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in state
+        if k in own and state[k].shape != own[k].shape
+    ]
     if missing or unexpected or bad_shape:
         raise ValueError(
             f"{source}: the state dict does not match {type(module).__name__}: "

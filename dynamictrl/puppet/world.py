@@ -123,8 +123,9 @@ def make_sample(
     if swap_background:  # a new wall colour that differs from the old one and stands out from the clothes
         colors = BACKGROUND_COLORS_DEMO if style == "demo" else BACKGROUND_COLORS_FULL
         walls = [c for c in colors if c != background.color]
-        swapped_from, background = background, replace(
-            background, color=pick_contrasting(swap_rng, walls, [look.shirt_color, look.bottom_color])
+        swapped_from, background = (
+            background,
+            replace(background, color=pick_contrasting(swap_rng, walls, [look.shirt_color, look.bottom_color])),
         )
 
     scale = person * height / standing_height(body)  # pixels per body unit
