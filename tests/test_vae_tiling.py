@@ -143,7 +143,7 @@ def test_shipped_model_with_vae_tiling_gives_the_untiled_video_within_tolerance(
 
     plain = animate()
     pipe.enable_vae_tiling()
-    assert pipe.vae.tile_sample_min_height == 32  # 64 px frames really are split into 2x2+ tiles
+    assert pipe.vae.tile_sample_min_height == 32  # 64 px frames really are split (3x3 tiles of 32 px)
     tiled = animate()
     assert tiled.shape == plain.shape == (5, 64, 64, 3)
     # Stated tolerance (measured 2026-12: mean 5.7/255, PSNR 28.6 dB at 9 frames, 4 steps): tiles are normalised
