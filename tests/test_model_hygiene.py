@@ -50,10 +50,23 @@ def _run(model, inputs) -> torch.Tensor:
 
 @pytest.fixture
 def restore_active_backend():
-    """``set_attention_backend`` also sets diffusers' process-wide active backend: put it back after the test."""
+    """Our ``set_attention_backend`` must leave diffusers' process-wide active backend as it was (diffusers' own
+    changes it, which leaked the kernel into every later model of the process): fail the test if it changed."""
     name, _ = _AttentionBackendRegistry.get_active_backend()
     yield
+    leaked, _ = _AttentionBackendRegistry.get_active_backend()
     _AttentionBackendRegistry.set_active_backend(name)
+    assert leaked == name, f"set_attention_backend changed the process-wide backend to {leaked}"
+
+
+def test_set_attention_backend_stays_with_the_model(restore_active_backend):
+    before, _ = _AttentionBackendRegistry.get_active_backend()
+    tuned, fresh = _model("padaln"), _model("padaln")
+    tuned.set_attention_backend("_native_math")
+    processors = [m.processor for m in tuned.modules() if hasattr(m, "processor")]
+    assert processors and all(p._attention_backend.value == "_native_math" for p in processors)
+    assert all(m.processor._attention_backend is None for m in fresh.modules() if hasattr(m, "processor"))
+    assert _AttentionBackendRegistry.get_active_backend()[0] == before  # models built later keep the default
 
 
 def test_forward_arguments_after_timestep_are_keyword_only():

@@ -227,6 +227,20 @@ class DynamiCtrlTransformer3DModel(CogVideoXTransformer3DModel):
                         delattr(module, name)
                 module.fused_projections = False
 
+    def set_attention_backend(self, backend: str) -> None:
+        """Set this model's attention kernel (its processors keep it) without changing the process's default.
+
+        diffusers' version also makes ``backend`` the process-wide active backend, so every model built or loaded
+        afterwards in the same process (a second pipeline, the next test) silently ran with it as well.
+        """
+        from diffusers.models.attention_dispatch import _AttentionBackendRegistry
+
+        active = _AttentionBackendRegistry._active_backend
+        try:
+            super().set_attention_backend(backend)
+        finally:
+            _AttentionBackendRegistry._active_backend = active
+
     def _fix_state_dict_keys_on_load(self, state_dict: dict[str, torch.Tensor]) -> None:
         super()._fix_state_dict_keys_on_load(state_dict)
         rename_legacy_pose_keys(state_dict)
