@@ -1,7 +1,6 @@
 """scripts/app.py through its API, as scripts call it with gradio_client: a real server on a free local port with the
 embedded tiny model (CPU), generating from the demo files."""
 
-import importlib.util
 import os
 import shlex
 import socket
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("gradio", reason="the app needs the [app] extra: pip install -e '.[app]'")
+from app_server import free_port, load_app  # noqa: E402  (tests/: the app tests' shared helpers)
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
@@ -25,23 +25,9 @@ MAX_POSE_FRAMES = 32  # the demo's long pose video has 29 frames
 TABLE_HEADERS = ["start frame", "prompt"]
 
 
-def load_app():
-    spec = importlib.util.spec_from_file_location("app_under_test", ROOT / "scripts" / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app():
-    return load_app()
+    return load_app("app_under_test")
 
 
 OUTSIDE: list = []  # addresses off this machine that anything in this process tried to connect to

@@ -5,16 +5,14 @@ The screenshot goes to the test's temporary folder; the README's docs/app.png is
     DYNAMICTRL_APP_SCREENSHOT=docs/app.png .venv/bin/python -m pytest tests/test_app_browser.py
 """
 
-import importlib.util
 import os
 import re
 import shutil
-import socket
-import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from app_server import free_port, load_app  # tests/: the app tests' shared helpers
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "assets" / "demo"
@@ -39,23 +37,9 @@ if not CHROMIUM.is_file():
     )
 
 
-def load_app():
-    spec = importlib.util.spec_from_file_location("app_in_browser", ROOT / "scripts" / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def server():
-    app = load_app()
+    app = load_app("app_in_browser")
     args = app.build_parser().parse_args(["--port", str(free_port())])
     page = app.build_app(args)
     _, url, _ = app.launch(page, args, prevent_thread_lock=True, quiet=True)
