@@ -126,10 +126,10 @@ def load_pipeline(
         pipe = load_trained_pipeline(model, dtype=dtype)
         source = f"{model} (training output)"
     else:
-        kwargs = _dtype_kwarg(dtype)
+        kwargs = {"dtype": dtype}  # diffusers >= 0.42 (our lower bound) names it dtype
         if transformer is not None:
             transformer = resolve_transformer_dir(transformer)  # a release folder stands for its transformer/
-            kwargs["transformer"] = DynamiCtrlTransformer3DModel.from_pretrained(transformer, **_dtype_kwarg(dtype))
+            kwargs["transformer"] = DynamiCtrlTransformer3DModel.from_pretrained(transformer, dtype=dtype)
         pipe = DynamiCtrlPipeline.from_pretrained(model, **kwargs)
         source = str(model) + (f" + transformer {transformer}" if transformer else "")
     if scheduler == "dpm" and not isinstance(pipe.scheduler, CogVideoXDPMScheduler):
@@ -141,15 +141,6 @@ def load_pipeline(
         pipe = pipe.to(dtype=dtype)
     apply_runtime(pipe, runtime, device)
     return LoadedPipeline(pipe, source, random_weights)
-
-
-def _dtype_kwarg(dtype: torch.dtype) -> dict:
-    """diffusers >= 0.42 names the load dtype ``dtype`` (``torch_dtype`` is deprecated); older versions need the
-    old name."""
-    import diffusers
-    from packaging.version import Version
-
-    return {"dtype" if Version(diffusers.__version__) >= Version("0.42") else "torch_dtype": dtype}
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
