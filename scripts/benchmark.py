@@ -283,8 +283,8 @@ def build_components(
         for sub in ("transformer", "vae", "scheduler"):
             if not (root / sub).is_dir():
                 raise FileNotFoundError(f"{root / sub} not found: --model expects a diffusers folder with {sub}/")
-        transformer = DynamiCtrlTransformer3DModel.from_pretrained(root / "transformer", torch_dtype=dtype)
-        vae = AutoencoderKLCogVideoX.from_pretrained(root / "vae", torch_dtype=dtype)
+        transformer = DynamiCtrlTransformer3DModel.from_pretrained(root / "transformer", dtype=dtype)
+        vae = AutoencoderKLCogVideoX.from_pretrained(root / "vae", dtype=dtype)
         scheduler = CogVideoXDPMScheduler.from_pretrained(root / "scheduler")
         return dict(transformer=transformer.eval(), vae=vae.eval(), scheduler=scheduler)
 

@@ -164,7 +164,7 @@ def main(argv=None) -> int:
     )
     config = VAETrainConfig(**values)
     if args.evaluate:
-        vae = AutoencoderKLCogVideoX.from_pretrained(args.evaluate, torch_dtype=torch.float32).eval()
+        vae = AutoencoderKLCogVideoX.from_pretrained(args.evaluate, dtype=torch.float32).eval()
         torch.set_num_threads(args.threads)
     else:
         print(json.dumps(values, indent=2))

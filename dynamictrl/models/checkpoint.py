@@ -8,15 +8,15 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+from .trained import transformer_folder
+
 WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
 INDEX_NAME = "diffusion_pytorch_model.safetensors.index.json"
 
 
 def resolve_transformer_dir(path: str | Path) -> Path:
     """Accept a transformer folder or a pipeline folder with a ``transformer/`` subfolder."""
-    path = Path(path)
-    if not (path / "config.json").is_file() and (path / "transformer" / "config.json").is_file():
-        path = path / "transformer"
+    path = transformer_folder(path)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{path}: no config.json; expected a diffusers transformer folder")
     return path

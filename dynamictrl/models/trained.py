@@ -30,6 +30,15 @@ WEIGHTS = ("pipeline", "transformer", "lora")
 RUN_FOLDERS = "runs/X/final or runs/X/checkpoints/checkpoint-N written by scripts/train.py"
 
 
+def transformer_folder(path: str | Path) -> Path:
+    """``path`` when it is a transformer folder, the ``transformer/`` inside it when it is a pipeline (release)
+    folder. No torch import: the CLI checks use it before anything loads."""
+    path = Path(path).expanduser()
+    if not (path / "config.json").is_file() and (path / "transformer" / "config.json").is_file():
+        return path / "transformer"
+    return path
+
+
 def write_model_info(folder: str | Path, info: dict[str, Any]) -> Path:
     """Write ``folder/dynamictrl_model.json`` (paths as given: relative ones are read relative to ``folder``)."""
     if info.get("weights") not in WEIGHTS:

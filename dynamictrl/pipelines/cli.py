@@ -24,7 +24,7 @@ from dynamictrl.acceleration.runtime import (
 from dynamictrl.cli import for_flag, read_image_arg, read_video_arg
 from dynamictrl.devices import DTYPES, default_device, torch_dtype
 from dynamictrl.errors import UserError
-from dynamictrl.models.trained import check_folder_fit
+from dynamictrl.models.trained import check_folder_fit, transformer_folder
 
 from .cli_checks import ModelGeometry, check_generation_args, check_model_sizes
 from .trained import inspect_trained, is_trained_output, load_trained_pipeline
@@ -74,9 +74,7 @@ def model_geometry(model: Path, transformer: Path | None = None) -> ModelGeometr
         return ModelGeometry.from_configs(trained.transformer_config, trained.vae_config)
     geometry = ModelGeometry.from_folder(model, transformer)
     if transformer is not None:
-        folder = Path(transformer).expanduser()
-        folder = folder if (folder / "config.json").is_file() else folder / "transformer"  # a release folder
-        check_folder_fit(folder, model)
+        check_folder_fit(transformer_folder(transformer), model)
     return geometry
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from dynamictrl.cli import at_least, existing_dir, existing_file, frame_count
 from dynamictrl.errors import UserError
+from dynamictrl.models.trained import transformer_folder
 
 MODEL_FOLDER = "a diffusers-layout folder: model_index.json, transformer/, vae/, text_encoder/, tokenizer/, scheduler/"
 TRANSFORMER_FOLDER = "a transformer folder: config.json + diffusion_pytorch_model*.safetensors (or a pipeline folder)"
@@ -77,8 +78,7 @@ class ModelGeometry:
             raise UserError(
                 f"--transformer {transformer}: no such folder", TRANSFORMER_FOLDER + "; nothing is downloaded"
             )
-        if not (transformer / "config.json").is_file() and (transformer / "transformer" / "config.json").is_file():
-            transformer = transformer / "transformer"  # a pipeline folder
+        transformer = transformer_folder(transformer)  # a release folder stands for its transformer/
         return cls.from_configs(_transformer_config(transformer, "--transformer"), vae)
 
 
