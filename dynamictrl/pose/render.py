@@ -483,10 +483,11 @@ def render_pose_sequence(
     width: int | None = None,
     threshold: float = 0.3,
     style: str = "dwpose",
+    stick_width: int | None = None,
 ) -> np.ndarray:
     """Render every frame in ``style`` (see :func:`draw_pose`); returns ``(T, H, W, 3)`` uint8.
 
-    Keypoints are rescaled when the size differs from the sequence's.
+    Keypoints are rescaled when the size differs from the sequence's. ``stick_width``: as in :func:`draw_pose`.
     """
     check_style(style)
     height = seq.height if height is None else int(height)
@@ -507,6 +508,7 @@ def render_pose_sequence(
             face=None if seq.face is None else seq.face[t],
             face_score=None if seq.face_score is None else seq.face_score[t],
             threshold=threshold,
+            stick_width=stick_width,
             style=style,
         )
     return out

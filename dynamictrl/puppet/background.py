@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from dynamictrl.puppet.palette import BACKGROUND_COLORS_DEMO, BACKGROUND_COLORS_FULL, COLORS
+from dynamictrl.puppet.styles import WORLD_STYLES
 
 #: Pattern -> caption template ({a}: "a" or "an" for the main colour, {c}: main colour, {c2}: secondary colour).
 BACKGROUND_TEMPLATES: dict[str, str] = {
@@ -109,15 +110,21 @@ def background_from_caption(text: str) -> BackgroundSpec | None:
 
 
 def sample_background(rng: np.random.Generator, style: str, allow_pan: bool = True) -> BackgroundSpec:
-    """Draw a background for ``style`` ("full": every pattern, texture, optional pan; "demo": plain, bold)."""
+    """Draw a background for ``style`` ("full": every pattern, texture, optional pan; "demo": plain, bold; "wide"
+    and "heldout": the patterns and colours of their :data:`~dynamictrl.puppet.styles.WORLD_STYLES` entry)."""
     if style == "demo":
         color = str(rng.choice(BACKGROUND_COLORS_DEMO))
         return BackgroundSpec("plain", color, None, 0.0, 0, (0.0, 0.0))
-    names = list(_PATTERN_WEIGHTS)
-    weights = np.array([_PATTERN_WEIGHTS[n] for n in names])
+    table = WORLD_STYLES.get(style)
+    pattern_weights = _PATTERN_WEIGHTS if table is None else table.patterns
+    names = list(pattern_weights)
+    weights = np.array([pattern_weights[n] for n in names])
     pattern = str(rng.choice(names, p=weights / weights.sum()))
-    color = str(rng.choice(BACKGROUND_COLORS_FULL))
-    others = [c for c in ("white", "black", "yellow", "blue", "red", "green", "grey") if c != color]
+    color = str(rng.choice(BACKGROUND_COLORS_FULL if table is None else table.wall_colors))
+    secondaries = (
+        ("white", "black", "yellow", "blue", "red", "green", "grey") if table is None else table.secondary_colors
+    )
+    others = [c for c in secondaries if c != color]
     secondary = str(rng.choice(others))
     if pattern == "sky":
         color, secondary = "blue", "white"

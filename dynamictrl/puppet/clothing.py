@@ -8,6 +8,7 @@ import numpy as np
 
 from dynamictrl.puppet.background import BackgroundSpec
 from dynamictrl.puppet.palette import COLORS, DEMO_COLORS, HAIR_COLORS, SKIN_TONES, color_distance
+from dynamictrl.puppet.styles import WORLD_STYLES
 
 SHIRT_PATTERNS: tuple[str, ...] = ("solid", "stripes", "checks")
 _MIN_CONTRAST = 90.0  # minimum RGB distance between a garment and the wall / the neighbouring garment
@@ -41,8 +42,11 @@ def pick_contrasting(rng: np.random.Generator, names, avoid: list[str]) -> str:
 
 
 def sample_appearance(rng: np.random.Generator, style: str, background: BackgroundSpec) -> Appearance:
-    """Draw a puppet look that stands out from ``background`` ("demo": solid, bold colours)."""
+    """Draw a puppet look that stands out from ``background`` ("demo": solid, bold colours; "wide" / "heldout":
+    their table's clothing colours)."""
     names = DEMO_COLORS if style == "demo" else tuple(COLORS)
+    if style in WORLD_STYLES:
+        names = WORLD_STYLES[style].clothing_colors
     wall = [background.color] + ([background.secondary] if background.secondary in COLORS else [])
     skin = SKIN_TONES[int(rng.integers(len(SKIN_TONES)))]
     hair_color = str(rng.choice(list(HAIR_COLORS)))
@@ -53,7 +57,10 @@ def sample_appearance(rng: np.random.Generator, style: str, background: Backgrou
     sleeves = str(rng.choice(["short", "long"]))
     bottom = str(rng.choice(["trousers", "shorts"], p=[0.7, 0.3]))
     bottom_color = pick_contrasting(rng, names, [*wall, shirt])
-    shoes = pick_contrasting(rng, ("black", "white", "brown", "red", "blue"), [bottom_color])
+    shoe_colors = ("black", "white", "brown", "red", "blue")
+    if style in WORLD_STYLES:  # a table style's shoes stay inside its palette (held-out colours stay held out)
+        shoe_colors = tuple(c for c in shoe_colors if c in names or c in ("black", "white"))
+    shoes = pick_contrasting(rng, shoe_colors, [bottom_color])
     return Appearance(skin, hair_color, hair_style, shirt, pattern, secondary, sleeves, bottom, bottom_color, shoes)
 
 

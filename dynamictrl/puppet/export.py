@@ -52,7 +52,10 @@ def _write_one(job: tuple) -> tuple[str, str, dict]:
     write_image(out / "references" / f"{name}.png", sample.reference)
     write_image(out / "reference_masks" / f"{name}.png", sample.reference_mask)
     # the reference's own rendered pose: frame 0 of a pose video that drives this reference (official convention)
-    write_image(out / "reference_poses" / f"{name}.png", render_pose_sequence(sample.reference_pose, size, size)[0])
+    write_image(
+        out / "reference_poses" / f"{name}.png",
+        render_pose_sequence(sample.reference_pose, size, size, stick_width=sample.meta["pose_stick_width"])[0],
+    )
     return name, sample.caption, {"name": name, **sample.meta}
 
 

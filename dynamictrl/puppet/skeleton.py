@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from dynamictrl.pose.keypoints import BODY_INDEX, NUM_BODY
+from dynamictrl.puppet.styles import WORLD_STYLES
 
 #: Joint-angle channels (radians) of a pose, plus the root channels ``x`` (lateral position) and ``lift``
 #: (height above the ground, for jumps). Missing channels default to 0.
@@ -81,9 +82,12 @@ class Proportions:
 
 
 def sample_proportions(rng: np.random.Generator, style: str) -> Proportions:
-    """Random but human-like proportions; the ``"demo"`` style is a little stockier (thicker limbs)."""
+    """Random but human-like proportions; the ``"demo"`` style is a little stockier (thicker limbs), a table style
+    (:data:`~dynamictrl.puppet.styles.WORLD_STYLES`) draws a limb thickness from its range."""
     u = rng.uniform
     thick = 1.25 if style == "demo" else 1.0
+    if style in WORLD_STYLES:
+        thick = u(*WORLD_STYLES[style].limb_thickness)
     return Proportions(
         head_r=u(0.062, 0.076),
         neck_len=u(0.03, 0.045),

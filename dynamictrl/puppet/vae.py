@@ -63,7 +63,9 @@ class VAETrainConfig:
     kl_weight: float = 1e-6
     edge_weight: float = 0.5
     detail_weight: float = 4.0  # extra L1 weight on pixels that differ from the clip's dominant colour
-    full_style_fraction: float = 0.2  # share of puppet clips drawn in the "full" style (the rest "demo")
+    full_style_fraction: float = 0.2  # share of puppet clips drawn in ``broad_style`` (the rest "demo")
+    broad_style: str = "full"  # the varied style of that share ("wide": the embedded model v1's training world)
+    pose_style: str = "demo"  # style of the pose-video half ("wide" varies the pose stick width)
     checkpoint_every: int = 200
     keep_checkpoints: int = 2
     seed: int = 0
@@ -87,6 +89,9 @@ class VAETrainConfig:
             raise ValueError(
                 f"size {self.size} must be divisible by the spatial compression {2 ** (len(self.block_out_channels) - 1)}"
             )
+        for name in (self.broad_style, self.pose_style):
+            if name not in STYLES:
+                raise ValueError(f"unknown style {name!r}; allowed: {STYLES}")
         if not 0.0 <= self.full_style_fraction <= 1.0:
             raise ValueError(f"full_style_fraction must be in [0, 1], got {self.full_style_fraction}")
         if self.checkpoint_every < 1 or self.keep_checkpoints < 1:
@@ -140,9 +145,9 @@ def make_batch(config: VAETrainConfig, step: int) -> torch.Tensor:
     n = config.image_batch_size if image_step else config.batch_size
     half = max(n // 2, 1)
     seeds = [int(s) for s in rng.integers(0, 2**31 - 1, size=2 * half)]
-    styles = ["full" if rng.random() < config.full_style_fraction else "demo" for _ in seeds]
-    # pose videos barely depend on the style, so the pose half uses the demo style (the embedded model's)
-    styles[half:] = ["demo"] * half
+    styles = [config.broad_style if rng.random() < config.full_style_fraction else "demo" for _ in seeds]
+    # pose videos depend on the style only through the stick width and the body: one style for the pose half
+    styles[half:] = [config.pose_style] * half
     frames = 1 if image_step else config.frames
     video, _, ref = sample_clips(seeds[:half], "train", config.size, max(frames, 5), styles[:half])
     _, pose, _ = sample_clips(seeds[half:], "train", config.size, max(frames, 5), styles[half:])

@@ -15,10 +15,11 @@ from dynamictrl.puppet.draw import EYE_VISIBLE, build_parts, rasterize
 from dynamictrl.puppet.motion import MOTION_FAMILIES, SPLITS, check_split, sample_motion
 from dynamictrl.puppet.palette import BACKGROUND_COLORS_DEMO, BACKGROUND_COLORS_FULL
 from dynamictrl.puppet.skeleton import K, face_facing, forward_kinematics, sample_proportions, standing_height
+from dynamictrl.puppet.styles import WORLD_STYLES, stick_width_for
 
 logger = logging.getLogger(__name__)
 
-STYLES: tuple[str, ...] = ("full", "demo")
+STYLES: tuple[str, ...] = ("full", "demo", "wide", "heldout")
 #: Minimum camera-facing of a face point for its keypoint to count as detected (score 1, else 0).
 _FACE_THRESHOLDS = {
     "nose": -0.05,
@@ -104,8 +105,12 @@ def make_sample(
     height = int(size if height is None else height)
     width = int(size if width is None else width)
     _check_args(seed, split, height, width, frames, style, fps)
-    streams = np.random.SeedSequence([int(seed), SPLITS.index(split), STYLES.index(style)]).spawn(7)
-    bg_rng, look_rng, body_rng, motion_rng, layout_rng, ref_rng, swap_rng = (np.random.default_rng(s) for s in streams)
+    # an 8th stream for draws only the table styles make (spawn(8) starts with the same 7 as spawn(7))
+    streams = np.random.SeedSequence([int(seed), SPLITS.index(split), STYLES.index(style)]).spawn(8)
+    bg_rng, look_rng, body_rng, motion_rng, layout_rng, ref_rng, swap_rng, style_rng = (
+        np.random.default_rng(s) for s in streams
+    )
+    table = WORLD_STYLES.get(style)
 
     background = sample_background(bg_rng, style)
     noise_seed = int(bg_rng.integers(2**31))
@@ -114,14 +119,21 @@ def make_sample(
     motion, motion_info = sample_motion(motion_rng, split, allow_travel=style != "demo")
     person = layout_rng.uniform(0.7, 0.8) if style == "demo" else layout_rng.uniform(0.58, 0.8)
     ground = layout_rng.uniform(0.9, 0.96)
+    stick_width = None  # the renderer's default for the frame size
+    if table is not None:
+        person, ground = style_rng.uniform(*table.person_height), style_rng.uniform(*table.ground)
+        stick_width = stick_width_for(table, int(style_rng.integers(len(table.pose_stick_widths))), min(height, width))
     place, t0 = layout_rng.uniform(), layout_rng.uniform(0.0, 20.0)
     t_ref, ref_yaw, ref_place = ref_rng.uniform(0.0, 20.0), ref_rng.uniform(-0.6, 0.6), ref_rng.uniform(0.3, 0.7)
     ref_background = background
-    if style == "full" and ref_rng.random() < 0.3:
+    # a reference in front of another wall (text must name the clip's wall); never in the held-out test style,
+    # whose protocol checks that the reference's wall and clothes are kept
+    if style not in ("demo", "heldout") and ref_rng.random() < 0.3:
         ref_background = sample_background(ref_rng, style, allow_pan=False)
     swapped_from = None
     if swap_background:  # a new wall colour that differs from the old one and stands out from the clothes
         colors = BACKGROUND_COLORS_DEMO if style == "demo" else BACKGROUND_COLORS_FULL
+        colors = colors if table is None else table.wall_colors
         walls = [c for c in colors if c != background.color]
         swapped_from, background = (
             background,
@@ -149,7 +161,7 @@ def make_sample(
     cx = lo + place * (hi - lo) if hi >= lo else 0.5 * (width - (points[:, :, 0].min() + points[:, :, 0].max()) * scale)
     pixels = np.stack([cx + scale * points[..., 0], ground_px - scale * points[..., 1]], -1)  # (T, P, 2)
     puppet, masks = rasterize(
-        pixels, points[..., 2], head_rot, parts, look, body, scale, height, width, style == "full"
+        pixels, points[..., 2], head_rot, parts, look, body, scale, height, width, style != "demo"
     )
     bg_video = render_background(background, height, width, frames, noise_seed)
     video = _composite(puppet, masks, bg_video)
@@ -167,7 +179,7 @@ def make_sample(
     ref_cx = ref_place * width - 0.5 * (ref_points[0, :, 0].min() + ref_points[0, :, 0].max()) * scale
     ref_pixels = np.stack([ref_cx + scale * ref_points[..., 0], ground_px - scale * ref_points[..., 1]], -1)
     ref_rgb, ref_mask = rasterize(
-        ref_pixels, ref_points[..., 2], ref_rot, parts, look, body, scale, height, width, style == "full"
+        ref_pixels, ref_points[..., 2], ref_rot, parts, look, body, scale, height, width, style != "demo"
     )
     ref_bg = render_background(ref_background, height, width, 1, noise_seed)
     reference = _composite(ref_rgb, ref_mask, ref_bg)[0]
@@ -195,8 +207,9 @@ def make_sample(
         "clothing": look.to_meta(),
         "body": body.to_meta(),
         "layout": {"person_height_px": float(person * height), "ground_y": float(ground_px), "t0_s": float(t0)},
+        "pose_stick_width": stick_width,
     }
-    pose_video = render_pose_sequence(keypoints) if render_pose else None
+    pose_video = render_pose_sequence(keypoints, stick_width=stick_width) if render_pose else None
     return SyntheticSample(
         video=video,
         pose_video=pose_video,
