@@ -2,7 +2,8 @@
 
 Every part gets a signed inside-distance per pixel; the covering part nearest the camera wins (painter's order
 from the parts' 3D depth), so arms pass in front of / behind the torso correctly while the puppet turns. Edges
-are hard (no anti-aliasing), so the person mask is exact.
+are hard (no anti-aliasing), so the person mask is exact. The same choice gives the exact part labels
+(:data:`PART_LABELS`): every person pixel is labelled with the part drawn on top there.
 """
 
 from __future__ import annotations
@@ -24,6 +25,23 @@ _TORSO_CORNERS = [K["right_shoulder"], K["left_shoulder"], K["left_hip"], K["rig
 #: A face point is visible (drawn, and given a keypoint score) when its surface faces the camera this much.
 EYE_VISIBLE = 0.1  # pixels x parts x frames handled per numpy batch
 
+#: Part labels of the label maps (``SyntheticSample.parts``): the id is the index. 0 is no person; left and right
+#: are the puppet's own, as in the keypoint names; ``head`` includes the hair and eyes drawn on the head,
+#: ``hair`` is the long hair hanging behind it.
+PART_LABELS: tuple[str, ...] = (
+    "background",
+    "head",
+    "hair",
+    "neck",
+    "torso",
+    *(f"{s}_{p}" for s in ("right", "left") for p in ("upper_arm", "forearm", "hand")),
+    *(f"{s}_{p}" for s in ("right", "left") for p in ("thigh", "shin", "foot")),
+)
+#: Label ids of the arms (upper arms, forearms, hands of both sides).
+ARM_LABELS: tuple[int, ...] = tuple(
+    i for i, n in enumerate(PART_LABELS) if n.endswith(("_upper_arm", "_forearm", "_hand"))
+)
+
 
 @dataclass(frozen=True)
 class PartTable:
@@ -43,6 +61,12 @@ class PartTable:
     @property
     def head(self) -> int:
         return len(self.a) + 1
+
+    @property
+    def labels(self) -> np.ndarray:
+        """(P,) uint8 :data:`PART_LABELS` id of every part."""
+        rename = {"long_hair": "hair"}
+        return np.array([PART_LABELS.index(rename.get(n, n)) for n in self.names], dtype=np.uint8)
 
 
 def build_parts(body: Proportions, look: Appearance) -> PartTable:
@@ -125,30 +149,33 @@ def rasterize(
     height: int,
     width: int,
     shading: bool = True,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Draw the puppet; returns ``rgb`` (T, H, W, 3) uint8 (black where empty) and ``mask`` (T, H, W) bool."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Draw the puppet; returns ``rgb`` (T, H, W, 3) uint8 (black where empty), ``mask`` (T, H, W) bool and
+    ``labels`` (T, H, W) uint8: the :data:`PART_LABELS` id of the part on top per pixel (0 where empty)."""
     frames = points.shape[0]
     rgb = np.zeros((frames, height, width, 3), dtype=np.uint8)
     mask = np.zeros((frames, height, width), dtype=bool)
+    labels = np.zeros((frames, height, width), dtype=np.uint8)
     reach = scale * max(body.head_r, body.torso_depth, float(parts.radius.max())) + 2.0
     x0 = int(np.clip(np.floor(points[..., 0].min() - reach), 0, width))
     x1 = int(np.clip(np.ceil(points[..., 0].max() + reach) + 1, 0, width))
     y0 = int(np.clip(np.floor(points[..., 1].min() - reach), 0, height))
     y1 = int(np.clip(np.ceil(points[..., 1].max() + reach) + 1, 0, height))
     if x1 <= x0 or y1 <= y0:
-        return rgb, mask
+        return rgb, mask, labels
     gy, gx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
     px, py = gx.ravel(), gy.ravel()  # (N,)
     chunk = max(1, _MAX_WORK // (px.size * (len(parts.material))))
-    colors = material_colors(look)
+    colors, part_labels = material_colors(look), parts.labels
     for s in range(0, frames, chunk):
         sl = slice(s, min(frames, s + chunk))
-        c_rgb, c_mask = _raster_chunk(
+        c_rgb, c_mask, c_top = _raster_chunk(
             px, py, points[sl].astype(np.float32), depth[sl], head_rot[sl], parts, look, body, scale, colors, shading
         )
         rgb[sl, y0:y1, x0:x1] = c_rgb.reshape(-1, y1 - y0, x1 - x0, 3)
         mask[sl, y0:y1, x0:x1] = c_mask.reshape(-1, y1 - y0, x1 - x0)
-    return rgb, mask
+        labels[sl, y0:y1, x0:x1] = np.where(c_mask, part_labels[c_top], 0).reshape(-1, y1 - y0, x1 - x0)
+    return rgb, mask, labels
 
 
 def _raster_chunk(px, py, pts, depth, head_rot, parts, look, body, scale, colors, shading):
@@ -220,4 +247,4 @@ def _raster_chunk(px, py, pts, depth, head_rot, parts, look, body, scale, colors
         color = color * light[..., None]
     out = np.clip(np.rint(color), 0, 255).astype(np.uint8)
     out[~mask] = 0
-    return out, mask
+    return out, mask, top

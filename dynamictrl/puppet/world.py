@@ -44,6 +44,8 @@ class SyntheticSample:
     background: np.ndarray  # (T, H, W, 3) uint8, the background alone
     caption: str
     meta: dict = field(default_factory=dict)
+    parts: np.ndarray | None = None  # (T, H, W) uint8 part labels (draw.PART_LABELS; 0 = background)
+    reference_parts: np.ndarray | None = None  # (H, W) uint8, the same for the reference
 
 
 def _check_args(seed, split, height, width, frames, style, fps) -> None:
@@ -160,7 +162,7 @@ def make_sample(
     lo, hi = margin - points[:, :, 0].min() * scale, width - margin - points[:, :, 0].max() * scale
     cx = lo + place * (hi - lo) if hi >= lo else 0.5 * (width - (points[:, :, 0].min() + points[:, :, 0].max()) * scale)
     pixels = np.stack([cx + scale * points[..., 0], ground_px - scale * points[..., 1]], -1)  # (T, P, 2)
-    puppet, masks = rasterize(
+    puppet, masks, parts_video = rasterize(
         pixels, points[..., 2], head_rot, parts, look, body, scale, height, width, style != "demo"
     )
     bg_video = render_background(background, height, width, frames, noise_seed)
@@ -178,7 +180,7 @@ def make_sample(
     ref_points, ref_rot = forward_kinematics(body, ref_pose, 1)
     ref_cx = ref_place * width - 0.5 * (ref_points[0, :, 0].min() + ref_points[0, :, 0].max()) * scale
     ref_pixels = np.stack([ref_cx + scale * ref_points[..., 0], ground_px - scale * ref_points[..., 1]], -1)
-    ref_rgb, ref_mask = rasterize(
+    ref_rgb, ref_mask, ref_parts = rasterize(
         ref_pixels, ref_points[..., 2], ref_rot, parts, look, body, scale, height, width, style != "demo"
     )
     ref_bg = render_background(ref_background, height, width, 1, noise_seed)
@@ -221,6 +223,8 @@ def make_sample(
         background=bg_video,
         caption=caption,
         meta=meta,
+        parts=parts_video,
+        reference_parts=ref_parts[0],
     )
 
 
