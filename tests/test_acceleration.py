@@ -102,3 +102,16 @@ def test_condition_cache_keys_on_content_and_evicts():
     assert cache.get("text", ("a prompt", np.zeros(3)), lambda: "emb") == "emb"
     with pytest.raises(TypeError, match="cannot key"):
         cache.get("text", object(), lambda: None)
+
+
+def test_condition_cache_drops_the_oldest_entries_beyond_max_bytes_but_keeps_the_newest():
+    cache = ConditionCache(max_entries=10, max_bytes=3 * 400)
+    for i in range(4):  # 100 float32 = 400 bytes each
+        cache.get("pose", torch.tensor([float(i)]), lambda: torch.zeros(100))
+    assert len(cache) == 3 and cache.nbytes == 1200
+    cache.get("pose", torch.tensor([0.0]), lambda: torch.zeros(100))  # entry 0 was dropped: a miss
+    assert cache.misses == 5 and cache.hits == 0
+    cache.get("pose", torch.tensor([9.0]), lambda: torch.zeros(1000))  # larger than the bound: kept alone
+    assert len(cache) == 1 and cache.nbytes == 4000
+    cache.clear()
+    assert len(cache) == 0 and cache.nbytes == 0

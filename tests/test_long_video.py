@@ -191,14 +191,9 @@ def test_long_video_encodes_each_prompt_once(monkeypatch):
     kwargs = dict(clip_frames=9, num_inference_steps=1, progress=False, guidance_scale=2.0)
     cached = sample_long_video(pipe, *args, ["a", "a", "b"], **kwargs)
     assert len(calls) == 3  # "a", "b" and the empty negative prompt; 6 without the cache
-    assert pipe.text_cache is None  # the sampler's cache does not outlive the video
-    import contextlib
-
-    import dynamictrl.pipelines.long_video as long_video
-
-    monkeypatch.setattr(long_video, "_prompt_cache", lambda pipe: contextlib.nullcontext())
+    assert pipe.condition_cache is None  # the sampler's cache does not outlive the video
     calls.clear()
-    uncached = sample_long_video(pipe, *args, ["a", "a", "b"], **kwargs)
+    uncached = sample_long_video(pipe, *args, ["a", "a", "b"], cache=False, **kwargs)
     assert len(calls) == 6
     np.testing.assert_array_equal(cached.frames, uncached.frames)
 

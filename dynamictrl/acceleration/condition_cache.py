@@ -1,5 +1,5 @@
-"""Condition encodings (reference / pose VAE latents, text embeddings) memoised by input content, across the steps
-of one video and the clips of a long one (exact: a cached value is the value computed for equal inputs)."""
+"""Condition encodings (reference / pose VAE posteriors, text embeddings) memoised by input content, across the clips
+of a long video or repeated calls (exact: a cached value is the value computed for equal inputs)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+#: default bound on the tensor bytes a cache holds (the 5B model's pose posterior at 37×768×1360 is ~10 MB in bf16)
+DEFAULT_MAX_BYTES = 512 * 2**20
 
 
 def _fingerprint(value: Any) -> Any:
@@ -29,21 +32,41 @@ def _fingerprint(value: Any) -> Any:
     raise TypeError(f"cannot key a condition cache on {type(value).__name__}; use tensors, arrays or strings")
 
 
+def _nbytes(value: Any) -> int:
+    """Bytes of the tensors / arrays in a cached value (other objects count 0)."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if isinstance(value, (list, tuple)):
+        return sum(_nbytes(v) for v in value)
+    if isinstance(value, dict):
+        return sum(_nbytes(v) for v in value.values())
+    return 0
+
+
 class ConditionCache:
-    """Memoises condition encodings (reference / pose VAE latents, text embeddings) by input content.
+    """Memoises condition encodings (reference / pose VAE posteriors, text embeddings) by input content.
 
     Within one video the pipeline encodes each condition once and reuses it at every step; across the clips of a
-    long video the reference latent and the prompt embeddings repeat, and so does the pose latent of an overlap
-    that is re-encoded. ``get(kind, inputs, compute)`` returns the cached value for equal inputs of the same kind
-    (compared by content hash, so a copy of the same frames hits), else calls ``compute()`` and keeps the result.
-    At most ``max_entries`` results are kept (least recently used dropped).
+    long video the reference repeats (clip 0 and every anchored clip), the prompt embeddings repeat, and so does a
+    pose segment that is the same frames again (a held or looped pose, a re-run). ``get(kind, inputs, compute)``
+    returns the cached value for equal inputs of the same kind (compared by content hash, so a copy of the same
+    frames hits), else calls ``compute()`` and keeps the result. The least recently used entries are dropped beyond
+    ``max_entries`` entries or ``max_bytes`` bytes of tensors (the newest entry is always kept).
     """
 
-    def __init__(self, max_entries: int = 32):
+    def __init__(self, max_entries: int = 32, max_bytes: int | None = DEFAULT_MAX_BYTES):
         if max_entries < 1:
             raise ValueError(f"max_entries must be >= 1, got {max_entries}")
+        if max_bytes is not None and max_bytes < 0:
+            raise ValueError(f"max_bytes must be >= 0 or None (no bound), got {max_bytes}")
         self.max_entries = max_entries
-        self._store: OrderedDict[Any, Any] = OrderedDict()
+        self.max_bytes = max_bytes
+        self._store: OrderedDict[Any, tuple[Any, int]] = OrderedDict()
+        self.nbytes = 0
         self.hits = 0
         self.misses = 0
 
@@ -52,16 +75,21 @@ class ConditionCache:
         if key in self._store:
             self.hits += 1
             self._store.move_to_end(key)
-            return self._store[key]
+            return self._store[key][0]
         self.misses += 1
         value = compute()
-        self._store[key] = value
-        if len(self._store) > self.max_entries:
-            self._store.popitem(last=False)
+        size = _nbytes(value)
+        self._store[key] = (value, size)
+        self.nbytes += size
+        while len(self._store) > 1 and (
+            len(self._store) > self.max_entries or (self.max_bytes is not None and self.nbytes > self.max_bytes)
+        ):
+            self.nbytes -= self._store.popitem(last=False)[1][1]
         return value
 
     def clear(self) -> None:
         self._store.clear()
+        self.nbytes = 0
 
     def __len__(self) -> int:
         return len(self._store)

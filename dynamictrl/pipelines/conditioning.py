@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+from diffusers.models.modeling_outputs import AutoencoderKLOutput
 from diffusers.pipelines.cogvideo.pipeline_cogvideox_image2video import retrieve_latents
 from PIL import Image
 
@@ -83,18 +85,51 @@ def pad_latent_frames(latents: torch.Tensor, patch_size_t: int | None) -> tuple[
     return latents, padding
 
 
+def _vae_settings(vae) -> tuple:
+    """What, besides the input, decides ``vae.encode``'s result: the module, its dtype and device, slicing, tiling."""
+    tiling = ("use_tiling", "tile_sample_min_height", "tile_sample_min_width")
+    tiling += ("tile_overlap_factor_height", "tile_overlap_factor_width")
+    return (id(vae), str(vae.dtype), str(vae.device), getattr(vae, "use_slicing", None)) + tuple(
+        getattr(vae, name, None) for name in tiling
+    )
+
+
+def vae_encode(vae, x: torch.Tensor, cache=None, kind: str = "vae"):
+    """``vae.encode`` of ``x`` (moved to the VAE's device and dtype): the posterior, not yet sampled.
+
+    ``cache``: a :class:`~dynamictrl.acceleration.ConditionCache` (or None). An input equal in content to an earlier
+    one of the same ``kind``, for the same VAE in the same settings, reuses that posterior instead of running the
+    encoder. Sampling stays with the caller's generator, so the latents, and the generator's state afterwards, are
+    those of an uncached call: the cache is exact.
+    """
+    if cache is None:
+        return vae.encode(x.to(device=vae.device, dtype=vae.dtype))
+
+    def compute():
+        output = vae.encode(x.to(device=vae.device, dtype=vae.dtype))
+        posterior = getattr(output, "latent_dist", None)
+        # keep only the encoder's output: the posterior's std/var are recomputed from it bit for bit (half the memory)
+        return posterior.parameters if isinstance(posterior, DiagonalGaussianDistribution) else output
+
+    value = cache.get(kind, (x, _vae_settings(vae)), compute)
+    if isinstance(value, torch.Tensor):
+        return AutoencoderKLOutput(latent_dist=DiagonalGaussianDistribution(value))
+    return value
+
+
 def encode_video(
-    vae, video: torch.Tensor, generator: torch.Generator | None = None, sample: bool = True
+    vae, video: torch.Tensor, generator: torch.Generator | None = None, sample: bool = True, cache=None
 ) -> torch.Tensor:
     """Encode a video (B, 3, F, H, W) in [-1, 1] to latents (B, F', C, H', W') × the VAE scaling factor.
 
-    ``sample=False`` takes the posterior mode instead of a sample (deterministic; used for caching).
+    ``sample=False`` takes the posterior mode instead of a sample (deterministic; used for caching). ``cache``: see
+    :func:`vae_encode`.
     """
     if video.ndim != 5 or video.shape[1] != 3:
         raise ValueError(f"encode_video expects (B, 3, F, H, W), got shape {tuple(video.shape)}")
     check_num_frames(video.shape[2], vae.config.temporal_compression_ratio)
-    video = video.to(device=vae.device, dtype=vae.dtype)
-    latents = retrieve_latents(vae.encode(video), generator, "sample" if sample else "argmax")  # (B, C, F', H', W')
+    posterior = vae_encode(vae, video, cache, kind="video")
+    latents = retrieve_latents(posterior, generator, "sample" if sample else "argmax")  # (B, C, F', H', W')
     return latents.permute(0, 2, 1, 3, 4) * vae.config.scaling_factor  # (B, F', C, H', W')
 
 
@@ -105,19 +140,20 @@ def encode_reference(
     generator: torch.Generator | None = None,
     scale_latents: bool = True,
     sample: bool = True,
+    cache=None,
 ) -> torch.Tensor:
     """Encode the reference image (B, 3, H, W) in [-1, 1] into the image-latent sequence (B, F', C, H', W').
 
     Frame 0 is the reference latent, frames 1.. are zeros. ``scale_latents=False`` leaves the latent unscaled (×1.0):
     this is what the official DynamiCtrl code does for VAEs with ``invert_scale_latents`` (CogVideoX 1.5), so its
-    1.5 checkpoints need it; see :func:`official_reference_scaling`.
+    1.5 checkpoints need it; see :func:`official_reference_scaling`. ``cache``: see :func:`vae_encode`.
     """
     if image.ndim != 4 or image.shape[1] != 3:
         raise ValueError(f"encode_reference expects (B, 3, H, W), got shape {tuple(image.shape)}")
     if num_latent_frames < 1:
         raise ValueError(f"num_latent_frames must be >= 1, got {num_latent_frames}")
-    image = image.to(device=vae.device, dtype=vae.dtype).unsqueeze(2)  # (B, 3, 1, H, W)
-    latent = retrieve_latents(vae.encode(image), generator, "sample" if sample else "argmax")  # (B, C, 1, H', W')
+    posterior = vae_encode(vae, image.unsqueeze(2), cache, kind="reference")  # of (B, 3, 1, H, W)
+    latent = retrieve_latents(posterior, generator, "sample" if sample else "argmax")  # (B, C, 1, H', W')
     latent = latent.permute(0, 2, 1, 3, 4)  # (B, 1, C, H', W')
     if scale_latents:
         latent = latent * vae.config.scaling_factor
@@ -131,10 +167,11 @@ def encode_pose(
     generator: torch.Generator | None = None,
     patch_size_t: int | None = None,
     sample: bool = True,
+    cache=None,
 ) -> torch.Tensor:
     """Pose video (B, 3, F, H, W) in [-1, 1] -> pose latents (B, F', C, H', W'), padded at the front like the target
-    latents for CogVideoX 1.5 (see :func:`pad_latent_frames`)."""
-    latents = encode_video(vae, pose, generator=generator, sample=sample)
+    latents for CogVideoX 1.5 (see :func:`pad_latent_frames`). ``cache``: see :func:`vae_encode`."""
+    latents = encode_video(vae, pose, generator=generator, sample=sample, cache=cache)
     return pad_latent_frames(latents, patch_size_t)[0]
 
 

@@ -20,6 +20,13 @@ Drift control:
 
 Prompts change the background over time: a list (one per clip; the last repeats), or a :class:`PromptSchedule`
 (``start_frame<TAB>prompt`` lines; a clip uses the last prompt starting at or before the clip's first frame).
+
+Reuse across clips: the runtime (compiled blocks, offload hooks, ...) is applied once to the pipeline, so every clip
+runs the same compiled graphs (a short last clip has another shape and compiles once more). A
+:class:`~dynamictrl.acceleration.ConditionCache` on the pipeline for the whole video encodes each distinct prompt,
+reference image and pose segment once: the original reference is encoded for clip 0 and reused by every anchored
+clip, and a pose segment that repeats (a held or looped pose) is not encoded again. The cache is exact (keyed by
+content; the VAE samples are still drawn from each clip's generator), so the frames are those of an uncached run.
 """
 
 from __future__ import annotations
@@ -236,16 +243,21 @@ class LongVideoResult:
 
 
 @contextmanager
-def _prompt_cache(pipe: Callable):
-    """Give a pipeline without a text cache one for the duration of a long video: each prompt is encoded once."""
-    own = getattr(pipe, "text_cache", False) is None
-    if own:
-        pipe.text_cache = ConditionCache()
+def _condition_cache(pipe: Callable, cache: bool | ConditionCache):
+    """The pipeline's ``condition_cache`` for the duration of a long video: ``True`` keeps the pipeline's own cache
+    or gives it a fresh one, ``False`` none, a :class:`ConditionCache` that one; the attribute is restored after."""
+    if not hasattr(pipe, "condition_cache"):  # a pipeline-like callable without the attribute
+        yield
+        return
+    before = pipe.condition_cache
+    if cache is True:
+        pipe.condition_cache = before if before is not None else ConditionCache()
+    else:  # not `cache or None`: an empty ConditionCache is falsy (len 0)
+        pipe.condition_cache = None if cache is False else cache
     try:
         yield
     finally:
-        if own:
-            pipe.text_cache = None
+        pipe.condition_cache = before
 
 
 def sample_long_video(
@@ -269,6 +281,7 @@ def sample_long_video(
     save_clips_dir: str | Path | None = None,
     fps: float = 8.0,
     progress: bool = True,
+    cache: bool | ConditionCache = True,
     **pipe_kwargs,
 ) -> LongVideoResult:
     """Animate a pose video of any length by chaining clips (see the module docstring).
@@ -286,6 +299,10 @@ def sample_long_video(
             restrict colour matching to the person and, when ``reference_mask`` is given, mask chained references.
         seed: clip k uses ``torch.Generator().manual_seed(seed + k)``, so runs are reproducible.
         save_clips_dir: also write each clip (as generated, before blending) to ``clip_000.mp4``, ...
+        cache: reuse the encodings of prompts, the reference and pose segments across clips (exact; see the module
+            docstring): ``True`` (a cache for this video, or the pipeline's own ``condition_cache``), ``False``
+            (encode everything for every clip), or a :class:`ConditionCache` to keep across videos (a re-run of the
+            same inputs then encodes nothing).
     Returns:
         :class:`LongVideoResult` with ``frames`` (T, H, W, 3) uint8 and one :class:`ClipRecord` per clip.
     """
@@ -316,7 +333,7 @@ def sample_long_video(
     target_stats = None
     if save_clips_dir is not None:
         Path(save_clips_dir).mkdir(parents=True, exist_ok=True)
-    with _prompt_cache(pipe):
+    with _condition_cache(pipe, cache):
         for clip in tqdm(clips, desc="clips", disable=not progress or len(clips) == 1):
             anchored = clip.index == 0 or (anchor_every > 0 and clip.index % anchor_every == 0)
             poses = pose_video[clip.start : clip.end]

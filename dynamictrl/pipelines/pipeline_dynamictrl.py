@@ -100,9 +100,10 @@ class DynamiCtrlPipeline(DiffusionPipeline):
         self.vae_scale_factor_spatial = 2 ** (len(self.vae.config.block_out_channels) - 1)
         self.vae_scale_factor_temporal = self.vae.config.temporal_compression_ratio
         self.video_processor = VideoProcessor(vae_scale_factor=self.vae_scale_factor_spatial)
-        # Optional dynamictrl.acceleration.ConditionCache: prompt embeddings reused across calls (the long-video
-        # sampler sets one, so each distinct prompt is encoded once per video rather than once per clip).
-        self.text_cache = None
+        # Optional dynamictrl.acceleration.ConditionCache: prompt embeddings and the reference / pose VAE posteriors
+        # reused across calls, keyed by content (the long-video sampler sets one for the video: each distinct prompt,
+        # reference and pose segment is encoded once, not once per clip). Exact: a hit is the value of an uncached call.
+        self.condition_cache = None
         self._current_timestep = None
 
     @classmethod
@@ -353,15 +354,15 @@ class DynamiCtrlPipeline(DiffusionPipeline):
         return 1
 
     def _encode_text(self, texts: list[str], max_sequence_length: int, device, dtype) -> torch.Tensor:
-        """T5 embeddings of ``texts``, through :attr:`text_cache` when one is set."""
+        """T5 embeddings of ``texts``, through :attr:`condition_cache` when one is set."""
 
         def compute() -> torch.Tensor:
             return encode_prompt(self.tokenizer, self.text_encoder, texts, max_sequence_length, device, dtype)
 
-        if self.text_cache is None:
+        if self.condition_cache is None:
             return compute()
         key = (tuple(texts), max_sequence_length, str(device), str(dtype))
-        return self.text_cache.get("prompt", key, compute)
+        return self.condition_cache.get("prompt", key, compute)
 
     def encode_prompt(
         self,
@@ -419,22 +420,29 @@ class DynamiCtrlPipeline(DiffusionPipeline):
         ``image`` (1, 3, H, W) and ``pose_video`` (1, 3, F, H, W) are in [-1, 1] at the output size; ``num_frames``
         counts pixel frames. The reference latent is frame 0 of the image latents (zeros after); with CogVideoX 1.5
         the pose latents are padded at the front to a multiple of ``patch_size_t``. Noise is drawn last (after the
-        two encodings), from ``generator``, unless ``latents`` are given.
+        two encodings), from ``generator``, unless ``latents`` are given. With a :attr:`condition_cache`, a reference
+        or pose video equal to an earlier one reuses its VAE posterior (the samples are still drawn from
+        ``generator``, so the result is that of an uncached call).
         """
         cfg = self.transformer.config
         frames = num_latent_frames(num_frames, self.vae_scale_factor_temporal, cfg.patch_size_t)
         image_latents = encode_reference(
             self.vae,
-            image.to(device),
+            image,  # moved to the VAE's device by the encoder; a cache keys on it here, on the CPU
             frames,
             generator=_first(generator),
             scale_latents=self._reference_scaling(scale_reference_latents),
+            cache=self.condition_cache,
         ).to(device, dtype)  # (1, F', C, H', W')
         image_latents = image_latents.expand(batch_size, -1, -1, -1, -1)
         pose_latents = None
         if pose_video is not None:
             pose_latents = encode_pose(
-                self.vae, pose_video.to(device), generator=_first(generator), patch_size_t=cfg.patch_size_t
+                self.vae,
+                pose_video,
+                generator=_first(generator),
+                patch_size_t=cfg.patch_size_t,
+                cache=self.condition_cache,
             ).to(device, dtype)
             pose_latents = pose_latents.expand(batch_size, -1, -1, -1, -1)
         shape = (
