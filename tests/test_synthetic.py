@@ -14,6 +14,7 @@ from dynamictrl.puppet import (
     split_families,
     tempo_bands,
 )
+from dynamictrl.puppet.draw import PART_LABELS
 from dynamictrl.puppet.motion import sample_motion
 from dynamictrl.puppet.palette import COLORS
 
@@ -31,6 +32,8 @@ def _arrays(s):
         s.masks,
         s.background,
         s.reference_pose.body,
+        s.parts,
+        s.reference_parts,
     ]
 
 
@@ -109,6 +112,28 @@ def test_masks_cover_exactly_the_pixels_that_differ_from_the_background(style):
             assert s.meta["background"]["pattern"] == "plain"
             assert (s.background == np.array(COLORS[s.meta["background"]["color"]], np.uint8)).all()
             np.testing.assert_array_equal((s.reference != s.background[0]).any(-1), s.reference_mask)
+
+
+@pytest.mark.parametrize("style", ["demo", "full", "wide", "heldout"])
+def test_part_labels_cover_exactly_the_person_and_the_joints_lie_on_their_own_limbs(style):
+    own = {"wrist": ("hand",), "elbow": ("upper_arm", "forearm"), "knee": ("thigh", "shin")}
+    hits, counts = dict.fromkeys(own, 0), dict.fromkeys(own, 0)
+    for seed in range(4):
+        s = make_sample(seed, size=SIZE, frames=FRAMES, style=style)
+        assert s.parts.shape == s.masks.shape and s.parts.dtype == np.uint8
+        np.testing.assert_array_equal(s.parts > 0, s.masks)
+        np.testing.assert_array_equal(s.reference_parts > 0, s.reference_mask)
+        assert s.parts.max() < len(PART_LABELS)
+        for t in range(FRAMES):
+            for side in ("right", "left"):
+                for joint, limbs in own.items():
+                    x, y = np.rint(s.keypoints.body[t, BODY_INDEX[f"{side}_{joint}"]]).astype(int)
+                    if 0 <= x < SIZE and 0 <= y < SIZE:
+                        counts[joint] += 1
+                        hits[joint] += PART_LABELS[s.parts[t, y, x]] in {f"{side}_{limb}" for limb in limbs}
+    # a joint may be hidden behind the torso or the other limb, but mostly it shows its own limb (left is left)
+    assert hits["knee"] >= 0.9 * counts["knee"], (hits, counts)
+    assert hits["wrist"] >= 0.6 * counts["wrist"] and hits["elbow"] >= 0.6 * counts["elbow"], (hits, counts)
 
 
 def test_pose_video_is_the_renderer_output_and_keypoints_lie_on_the_puppet():

@@ -9,7 +9,8 @@ import pytest
 
 from dynamictrl.data.io import read_image, read_video
 from dynamictrl.puppet import make_sample
-from dynamictrl.puppet.export import write_dataset
+from dynamictrl.puppet.draw import PART_LABELS
+from dynamictrl.puppet.export import read_parts, write_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,6 +68,11 @@ def test_make_synthetic_writes_the_official_layout(tmp_path):
         np.testing.assert_array_equal(read_image(out / "references" / f"{name}.png"), sample.reference)
         ref_mask = read_image(out / "reference_masks" / f"{name}.png", mode="L")
         np.testing.assert_array_equal(ref_mask > 127, sample.reference_mask)
+        parts = read_parts(out / "parts" / f"{name}.npz")
+        np.testing.assert_array_equal(parts["labels"], sample.parts)
+        np.testing.assert_array_equal(parts["reference_labels"], sample.reference_parts)
+        assert tuple(parts["names"]) == PART_LABELS
+        np.testing.assert_array_equal(parts["keypoints"], sample.keypoints.body.astype(np.float32))
 
 
 def test_existing_dataset_needs_overwrite(tmp_path):

@@ -8,6 +8,16 @@ uint8 (T, H, W, 3) videos and boolean person masks (T, H, W).
 - Silhouette IoU (pose following): the generated person region is every pixel whose largest per-channel
   difference from the known clean background exceeds ``threshold`` (default 32/255); IoU with the true mask,
   per frame, averaged (a frame where both are empty counts as 1).
+- Arm IoU (do the arms follow; needs the puppet world's part labels, ``parts/NAME.npz``): every pixel that is not
+  a true non-arm body part (head, hair, neck, torso, legs) is given to the nearest true body part (Euclidean
+  distance transform); the *arm zone* is the true arm pixels (upper arms, forearms, hands) plus the pixels nearer
+  to them than to any other part. Per frame, the IoU of the predicted silhouette inside the arm zone with the true
+  arm pixels, averaged over the frames that show an arm (NaN when none does). Person pixels drawn where no arm is
+  (an arm at the wrong angle, a person in the wrong place) lower it; a blurred or fattened torso or leg does not
+  (its halo lies nearer to the torso or legs), so it measures the arms rather than the body's outline.
+- Arm keypoint hits (a simpler, recall-only number): the fraction of true elbow and wrist points whose pixel shows
+  a true arm part (visible, not behind the torso) where the predicted silhouette is on. A fattened prediction
+  scores high; read it with arm IoU.
 - Background adherence (text-controlled backgrounds), both in [0, 1] with 1 = perfect:
   * ``bg_stats_adherence``: predicted background pixels (outside the true mask) against the clean background
     the prompt describes (the GT background video). Per frame we take three statistics of the pixels outside
@@ -32,7 +42,12 @@ import math
 
 import numpy as np
 
+from dynamictrl.pose.keypoints import BODY_INDEX
+from dynamictrl.puppet.draw import ARM_LABELS
+
 from .image_metrics import ssim_map_clean
+
+_ARM_POINTS = tuple(BODY_INDEX[f"{s}_{j}"] for s in ("right", "left") for j in ("elbow", "wrist"))
 
 
 def _float(video: np.ndarray) -> np.ndarray:
@@ -100,6 +115,74 @@ def silhouette_iou(
     union = np.logical_or(sil, true_mask).sum(axis=(1, 2))
     iou = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
     return float(iou.mean())
+
+
+def _check_parts(pred: np.ndarray, parts: np.ndarray) -> None:
+    if parts.shape != pred.shape[:3] or not np.issubdtype(parts.dtype, np.integer):
+        raise ValueError(
+            f"part labels must be an integer (T, H, W) array matching the video's {pred.shape[:3]}, "
+            f"got {parts.dtype} {parts.shape}"
+        )
+
+
+def arm_zone(parts: np.ndarray, arm_labels=ARM_LABELS) -> tuple[np.ndarray, np.ndarray]:
+    """``(arm, zone)``: the true arm pixels and the arm zone (arm pixels and the pixels outside the body nearer to
+    an arm than to any other body part), both (T, H, W) bool, from (T, H, W) part labels (0 = no person)."""
+    from scipy.ndimage import distance_transform_edt
+
+    arm = np.isin(parts, arm_labels)
+    other = (parts > 0) & ~arm
+    zone = np.zeros_like(arm)
+    for t in range(len(parts)):
+        if not arm[t].any():
+            continue
+        if not other[t].any():
+            zone[t] = True
+            continue
+        zone[t] = distance_transform_edt(~arm[t]) <= distance_transform_edt(~other[t])
+    return arm, zone & ~other
+
+
+def arm_iou(
+    pred: np.ndarray, background: np.ndarray, parts: np.ndarray, threshold: float = 32 / 255, arm_labels=ARM_LABELS
+) -> float:
+    """Mean IoU, over frames that show an arm, of the predicted silhouette inside the arm zone with the true arms."""
+    _check(pred, other=background)
+    _check_parts(pred, parts)
+    arm, zone = arm_zone(parts, arm_labels)
+    sil = predicted_silhouette(pred, background, threshold) & zone
+    shown = arm.any(axis=(1, 2))
+    if not shown.any():
+        return math.nan
+    inter = (sil & arm).sum(axis=(1, 2))[shown]
+    union = (sil | arm).sum(axis=(1, 2))[shown]
+    return float((inter / union).mean())
+
+
+def arm_keypoint_hits(
+    pred: np.ndarray,
+    background: np.ndarray,
+    parts: np.ndarray,
+    keypoints: np.ndarray,
+    threshold: float = 32 / 255,
+    arm_labels=ARM_LABELS,
+) -> float:
+    """Fraction of visible true elbow and wrist points (``keypoints``: (T, 18, 2) pixel x, y) on the predicted
+    silhouette; a point counts when it lies in the frame on a pixel labelled as an arm (NaN when none does)."""
+    _check(pred, other=background)
+    _check_parts(pred, parts)
+    if keypoints.ndim != 3 or keypoints.shape[0] != len(pred) or keypoints.shape[2] != 2:
+        raise ValueError(f"keypoints must be (T, 18, 2) with T = {len(pred)}, got {keypoints.shape}")
+    sil = predicted_silhouette(pred, background, threshold)
+    height, width = parts.shape[1:]
+    xy = np.rint(keypoints[:, _ARM_POINTS]).astype(np.int64)  # (T, 4, 2)
+    t = np.broadcast_to(np.arange(len(pred))[:, None], xy.shape[:2])
+    inside = (xy[..., 0] >= 0) & (xy[..., 0] < width) & (xy[..., 1] >= 0) & (xy[..., 1] < height)
+    t, x, y = t[inside], xy[..., 0][inside], xy[..., 1][inside]
+    visible = np.isin(parts[t, y, x], arm_labels)
+    if not visible.any():
+        return math.nan
+    return float(sil[t, y, x][visible].mean())
 
 
 def _bg_stats(frame: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:

@@ -9,10 +9,15 @@ OUT/
   videos.txt                 videos/NAME.mp4
   references/NAME.png        reference image
   reference_masks/NAME.png   reference person mask (L, 0/255)
+  reference_poses/NAME.png   the reference's own rendered pose
   backgrounds/NAME.mp4       the background alone           (lossless RGB)
+  parts/NAME.npz             exact part labels and keypoints (numpy, compressed; see below)
   meta.jsonl                 one JSON object per clip (the sample's meta, plus "name")
 ```
-``NAME`` is ``synth_{split}_{seed:06d}``.
+``NAME`` is ``synth_{split}_{seed:06d}``. ``parts/NAME.npz`` holds ``labels`` (T, H, W) uint8, the part drawn on
+top per pixel (0 = no person), ``reference_labels`` (H, W) uint8 for the reference, ``names`` (the label names, id =
+index: :data:`dynamictrl.puppet.draw.PART_LABELS`) and ``keypoints`` (T, 18, 2) float32, the clip's exact body
+keypoints in pixels (x, y). Read it with :func:`read_parts`.
 """
 
 from __future__ import annotations
@@ -22,20 +27,39 @@ import logging
 import multiprocessing as mp
 from pathlib import Path
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from dynamictrl.data.io import write_image, write_video
 from dynamictrl.data.prompts import write_prompts
 from dynamictrl.pose.render import render_pose_sequence
+from dynamictrl.puppet.draw import PART_LABELS
 from dynamictrl.puppet.world import make_sample
 
 logger = logging.getLogger(__name__)
 
-SUBDIRS = ("videos", "poses", "masks", "references", "reference_masks", "backgrounds")
+SUBDIRS = ("videos", "poses", "masks", "references", "reference_masks", "reference_poses", "backgrounds", "parts")
 
 
 def sample_name(split: str, seed: int) -> str:
     return f"synth_{split}_{seed:06d}"
+
+
+def write_parts(path: str | Path, sample) -> None:
+    """``parts/NAME.npz`` of a :class:`~dynamictrl.puppet.world.SyntheticSample` (layout: the module docstring)."""
+    np.savez_compressed(
+        path,
+        labels=sample.parts,
+        reference_labels=sample.reference_parts,
+        names=np.array(PART_LABELS),
+        keypoints=sample.keypoints.body.astype(np.float32),
+    )
+
+
+def read_parts(path: str | Path) -> dict[str, np.ndarray]:
+    """The arrays of a ``parts/NAME.npz`` file (``labels``, ``reference_labels``, ``names``, ``keypoints``)."""
+    with np.load(path, allow_pickle=False) as data:
+        return {key: data[key] for key in data.files}
 
 
 def _write_one(job: tuple) -> tuple[str, str, dict]:
@@ -51,6 +75,7 @@ def _write_one(job: tuple) -> tuple[str, str, dict]:
     write_video(out / "backgrounds" / f"{name}.mp4", sample.background, fps=fps, lossless=True)
     write_image(out / "references" / f"{name}.png", sample.reference)
     write_image(out / "reference_masks" / f"{name}.png", sample.reference_mask)
+    write_parts(out / "parts" / f"{name}.npz", sample)
     # the reference's own rendered pose: frame 0 of a pose video that drives this reference (official convention)
     write_image(
         out / "reference_poses" / f"{name}.png",
