@@ -193,3 +193,29 @@ def test_repeat_first_frame_baseline(tmp_path):
     out = make_baseline("repeat-first-frame", tmp_path, "clip", 5, 8, 8)
     assert out.shape == (5, 8, 8, 3)
     assert (out == frames[0]).all()
+
+
+def test_arm_metrics_read_the_part_labels_and_are_skipped_with_a_note_without_them(tmp_path):
+    import shutil
+
+    from dynamictrl.puppet.export import write_dataset
+
+    gt = tmp_path / "gt"
+    names = write_dataset(gt, 2, split="val", size=48, frames=5, style="demo", seed=200001, progress=False)
+    cfg = EvalConfig(profiles=("clean",), show_progress=False)
+    res = evaluate(gt, gt / "videos", ["repeat-reference"], cfg)  # the ground truth as the prediction
+    pred, ref = res["sources"]["pred"]["synthetic"], res["sources"]["baseline:repeat-reference"]["synthetic"]
+    assert pred["arm_iou"] == 1.0 and pred["arm_keypoint_hits"] == 1.0
+    assert ref["arm_iou"] < 0.5
+    assert "arm IoU ↑" in markdown_table(res) and not any("part labels" in n for n in res["notes"])
+
+    (gt / "parts" / f"{names[1]}.npz").unlink()  # a dataset written before part labels existed
+    res = evaluate(gt, None, ["repeat-reference"], cfg)
+    per_video = res["sources"]["baseline:repeat-reference"]["per_video"]
+    assert "arm_iou" in per_video[names[0]]["synthetic"] and "arm_iou" not in per_video[names[1]]["synthetic"]
+    assert any(f"no part labels in {gt / 'parts'} for 1 of 2 videos ({names[1]})" in n for n in res["notes"])
+
+    shutil.rmtree(gt / "parts")
+    res = evaluate(gt, None, ["repeat-reference"], cfg)
+    assert "arm_iou" not in res["sources"]["baseline:repeat-reference"]["synthetic"]
+    assert "arm IoU ↑" not in markdown_table(res)

@@ -1,8 +1,9 @@
 """Evaluate prediction folders (and built-in baselines) against a ground-truth folder.
 
 Ground truth uses the official / synthetic-world layout: ``videos/NAME.mp4`` and optionally ``masks/NAME.mp4``
-(white person on black), ``references/NAME.png``, ``backgrounds/NAME.mp4``, ``prompts.txt``
-(``NAME.mp4#####caption``) and ``meta.jsonl`` (one JSON object per clip with ``name`` and ``background``).
+(white person on black), ``references/NAME.png``, ``backgrounds/NAME.mp4``, ``parts/NAME.npz`` (the puppet
+world's part labels and keypoints, for the arm metrics), ``prompts.txt`` (``NAME.mp4#####caption``) and
+``meta.jsonl`` (one JSON object per clip with ``name`` and ``background``).
 Predictions are ``PRED/NAME.mp4`` or ``PRED/videos/NAME.mp4``.
 
 Pooling (``docs/evaluation.md``): per-frame image metrics (L1, SSIM, PSNR*, LPIPS) are averaged over all frames
@@ -28,6 +29,8 @@ from tqdm.auto import tqdm
 
 from dynamictrl.data.io import read_video
 from dynamictrl.data.prompts import read_clip_prompts
+from dynamictrl.puppet.draw import ARM_LABELS, PART_LABELS
+from dynamictrl.puppet.export import read_parts
 
 from . import synthetic_metrics as sm
 from .baselines import check_baseline, make_baseline
@@ -77,6 +80,8 @@ SYNTHETIC_COLUMNS = [
     ("l1_fg", "L1 fg ↓"),
     ("l1_bg", "L1 bg ↓"),
     ("silhouette_iou", "silhouette IoU ↑"),
+    ("arm_iou", "arm IoU ↑"),
+    ("arm_keypoint_hits", "arm kp hits ↑"),
     ("bg_stats_adherence", "bg stats adh. ↑"),
     ("bg_palette_adherence", "bg palette adh. ↑"),
     ("drift_color_max", "drift colour ↓"),
@@ -179,6 +184,20 @@ def named_background_colors(record: dict | None) -> list[list[int]]:
     return colors
 
 
+def read_gt_parts(path: Path, gt: np.ndarray, gt_path: Path) -> dict:
+    """``labels`` (T, H, W), ``keypoints`` (T, 18, 2) and the ``arm_labels`` ids of a ``parts/NAME.npz`` file,
+    checked against its ground-truth video (the arm ids are found by name, so the file's own table is used)."""
+    data = read_parts(path)
+    labels, names = data["labels"], [str(n) for n in data["names"]]
+    _check_same(gt, labels, gt_path, path, "part labels")
+    arm_names = {PART_LABELS[i] for i in ARM_LABELS}
+    return {
+        "labels": labels,
+        "keypoints": data["keypoints"],
+        "arm_labels": tuple(i for i, n in enumerate(names) if n in arm_names),
+    }
+
+
 def _check_same(
     ref: np.ndarray,
     other: np.ndarray,
@@ -279,7 +298,7 @@ def evaluate(
     per_video = {lab: {} for lab in sources}
     resolutions = {p: set() for p in cfg.profiles}
     total_frames = 0
-    videos_without_mask = []
+    videos_without_mask, videos_without_parts = [], []
     resized = []
     notes = list(cfg.notes)
 
@@ -299,6 +318,12 @@ def evaluate(
         if bg_path.is_file():
             background, _ = read_video(bg_path)
             _check_same(gt, background, gt_path, bg_path, "clean background")
+        parts = None
+        parts_path = gt_dir / "parts" / f"{name}.npz"
+        if parts_path.is_file():
+            parts = read_gt_parts(parts_path, gt, gt_path)
+        else:
+            videos_without_parts.append(name)
         named_colors = named_background_colors(meta.get(name))
         gt_by_profile = {p: disco_preprocess(gt, cfg.disco_size) if p == "disco" else gt for p in cfg.profiles}
         for p in cfg.profiles:
@@ -338,7 +363,7 @@ def evaluate(
                     per_frame[label][p]["lpips"].append(lp)
                     video_out[p]["lpips"] = float(np.mean(lp))
                 _add_features(feats[label][p], pred_p, backbones, cfg)
-            syn = _synthetic(gt, pred, mask, background, named_colors, cfg)
+            syn = _synthetic(gt, pred, mask, background, parts, named_colors, cfg)
             for key, value in syn.items():
                 synthetic[label][key].append(value)
             video_out["synthetic"] = syn
@@ -349,6 +374,13 @@ def evaluate(
             f"no person mask in {masks_dir} for {len(videos_without_mask)} of {len(names)} videos "
             f"({', '.join(videos_without_mask[:5])}{'...' if len(videos_without_mask) > 5 else ''}): "
             "foreground/background, silhouette, background and drift metrics skipped for them"
+        )
+    if videos_without_parts:
+        notes.append(
+            f"no part labels in {gt_dir / 'parts'} for {len(videos_without_parts)} of {len(names)} videos "
+            f"({', '.join(videos_without_parts[:5])}{'...' if len(videos_without_parts) > 5 else ''}): arm IoU and "
+            "arm keypoint hits skipped for them (puppet-world datasets written before part labels existed: "
+            "regenerate them with tools/make_synthetic.py)"
         )
     off_protocol = {k: v for k, v in cfg.input_sizes.items() if v != PROTOCOL_INPUT_SIZES[k] and k in backbones.models}
     if off_protocol:
@@ -424,8 +456,12 @@ def _add_features(store: dict, frames: np.ndarray, backbones: _Backbones, cfg: E
             store[kind].extend(fid_features(model, frames))
 
 
-def _synthetic(gt, pred, mask, background, named_colors, cfg: EvalConfig) -> dict[str, float]:
+def _synthetic(gt, pred, mask, background, parts, named_colors, cfg: EvalConfig) -> dict[str, float]:
     out = sm.frame_consistency(gt, pred)
+    if parts is not None and background is not None:
+        labels, arms, threshold = parts["labels"], parts["arm_labels"], cfg.silhouette_threshold
+        out["arm_iou"] = sm.arm_iou(pred, background, labels, threshold, arms)
+        out["arm_keypoint_hits"] = sm.arm_keypoint_hits(pred, background, labels, parts["keypoints"], threshold, arms)
     if mask is None:
         return out
     out.update(sm.region_metrics(gt, pred, mask))
