@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location("animate_dataset", ROOT / "tools" / "animate_dataset.py")
+    spec = importlib.util.spec_from_file_location("animate_dataset", ROOT / "dynamictrl" / "cli" / "animate_dataset.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -20,7 +20,7 @@ from dynamictrl.data.io import read_video, write_video  # noqa: E402
 from dynamictrl.errors import UserError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "assets" / "demo"
+DEMO = ROOT / "dynamictrl" / "assets" / "demo"
 MAX_POSE_FRAMES = 32  # the demo's long pose video has 29 frames
 TABLE_HEADERS = ["start frame", "prompt"]
 

@@ -15,7 +15,7 @@ import pytest
 from app_server import free_port, load_app  # tests/: the app tests' shared helpers
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "assets" / "demo"
+DEMO = ROOT / "dynamictrl" / "assets" / "demo"
 CHROMIUM = Path(os.environ.get("DYNAMICTRL_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
     "--headless",

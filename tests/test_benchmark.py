@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "dynamictrl" / "cli" / "benchmark.py"
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def test_tiny_benchmark_table_and_json(benchmark, tmp_path, capsys):
     args = "--preset tiny --threads 1 --height 32 --width 32 --frames 5 --steps 2 --repeats 2 --warmup 1 "
     args += "--pose-control padaln,none --fuse-qkv off,on --json " + str(out)
     threads = torch.get_num_threads()
-    report = benchmark.main(args.split())
+    report = benchmark.run(args.split())
     assert torch.get_num_threads() == threads  # restored
     table = capsys.readouterr().out.splitlines()
     header = [c.strip() for c in table[0].strip("|").split("|")]
@@ -56,7 +56,7 @@ def test_tiny_benchmark_table_and_json(benchmark, tmp_path, capsys):
 
 
 def test_an_option_that_cannot_run_here_goes_to_skipped_in_one_line(benchmark, capsys):
-    report = benchmark.main(
+    report = benchmark.run(
         "--preset tiny --threads 1 --height 32 --width 32 --frames 5 --steps 1 --repeats 1 --warmup 0 "
         "--pose-control padaln --attention flash --offload sequential".split()
     )
@@ -80,7 +80,7 @@ def test_every_setting_is_applied_through_the_shared_runtime(benchmark, monkeypa
     monkeypatch.setattr(runtime, "apply_runtime", spy)
     argv = "--preset tiny --threads 1 --height 32 --width 32 --frames 5 --steps 1 --repeats 1 --warmup 0 "
     argv += "--pose-control padaln --attention sdpa,math --fuse-qkv off,on --offload group"
-    report = benchmark.main(argv.split())
+    report = benchmark.run(argv.split())
     settings = benchmark.settings_from_args(benchmark.parse_args(argv.split()))
     assert applied == [(DynamiCtrlPipeline, s.runtime(), "cpu") for s in settings]
     assert [c.describe() for _, c, _ in applied] == [
@@ -122,7 +122,7 @@ def test_settings_cross_product(benchmark):
 
 def test_vae_tiling_on_is_measured_and_an_untileable_size_is_skipped_with_its_reason(benchmark, capsys):
     # 64 px: diffusers' own tiles gave 9x9 latents for 8x8 here and the whole sweep died; 36 px is no multiple of ×8
-    report = benchmark.main(
+    report = benchmark.run(
         "--preset tiny --threads 1 --height 64,36 --width 64,36 --frames 5 --steps 1 --repeats 1 --warmup 0 "
         "--pose-control padaln --vae-tiling on".split()
     )
@@ -143,7 +143,7 @@ def test_any_error_of_one_setting_goes_to_skipped_and_the_sweep_goes_on(benchmar
         return real(setting, *args, **kwargs)
 
     monkeypatch.setattr(benchmark, "run_setting", flaky)
-    report = benchmark.main(
+    report = benchmark.run(
         "--preset tiny --threads 1 --height 32 --width 32 --frames 5 --steps 1 --repeats 1 --warmup 0 "
         "--pose-control padaln --fuse-qkv off,on".split()
     )

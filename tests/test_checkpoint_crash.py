@@ -23,8 +23,7 @@ TINY = REPO / "configs/train/tiny_cpu.yaml"
 @pytest.fixture(scope="module")
 def overrides(tmp_path_factory):
     """Config overrides for a 4-step run on the toy set's latent cache, checkpoints every 2 steps."""
-    sys.path.insert(0, str(REPO / "tools"))
-    import prepare_dataset
+    from dynamictrl.cli import prepare_dataset
 
     toy = write_toy_dataset(tmp_path_factory.mktemp("toy"), num_clips=4, num_frames=13, size=64)
     cache = tmp_path_factory.mktemp("cache") / "latents"

@@ -21,8 +21,8 @@ import pytest
 from dynamictrl.data.io import write_image
 
 ROOT = Path(__file__).resolve().parents[1]
-EMBEDDED = ROOT / "assets" / "models" / "dynamictrl-tiny"
-DEMO = ROOT / "assets" / "demo"
+EMBEDDED = ROOT / "dynamictrl" / "assets" / "models" / "dynamictrl-tiny"
+DEMO = ROOT / "dynamictrl" / "assets" / "demo"
 
 # Runs a script with torch / diffusers / transformers unimportable: argv = [script, args...].
 BLOCK_HEAVY_IMPORTS = """
@@ -224,13 +224,13 @@ def test_debug_flag_and_env_variable_show_the_traceback(files):
 
 def test_internal_errors_keep_their_traceback(monkeypatch, capsys):
     """Only user errors are shortened: a bug (here a ValueError from inside the run) still raises."""
-    import dynamictrl.pipelines.cli as cli
+    from dynamictrl.cli import sample_long
 
     def broken(args):
         raise ValueError("a bug")
 
-    monkeypatch.setattr(cli, "animate", broken)
-    main = load_main("scripts/sample_long.py")  # binds animate at import, after the patch
+    monkeypatch.setattr(sample_long, "animate", broken)
+    main = load_main("scripts/sample_long.py")  # the wrapper's main is sample_long.main
     with pytest.raises(ValueError, match="a bug"):
         main(expand(LONG, Path("/unused")))
 

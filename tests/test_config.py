@@ -135,7 +135,7 @@ def test_ablation_config_loads_and_builds_its_model(path):
         if cfg.model.preset is None:
             from dynamictrl.models import DynamiCtrlTransformer3DModel
 
-            shape = json.loads((REPO / "assets/models/dynamictrl-tiny/transformer/config.json").read_text())
+            shape = json.loads((REPO / "dynamictrl/assets/models/dynamictrl-tiny/transformer/config.json").read_text())
             model = DynamiCtrlTransformer3DModel.from_config({**shape, "pose_control": pose_control})
         else:
             model = build_transformer(cfg.model.preset, pose_control=pose_control, use_text=use_text)

@@ -7,7 +7,8 @@ Commands are collected from ```bash blocks and from inline code that starts a re
   repository's folders are linked, in doc order so a doc's commands can use each other's outputs), or
 * **parsed**: the script's own argparse parser must accept the flags (its ``main`` is stopped right after parsing),
   a training command's ``key=value`` overrides must load with the strict config schema, and every repository file it
-  names (``configs/...``, ``assets/...``, ...) must exist.
+  names (``configs/...``, ``dynamictrl/assets/...``, ...) must exist. An installed command (``dynamictrl-infer ...``)
+is checked as the ``scripts/``/``tools/`` file that wraps the same ``main``.
 
 A command that can be neither (an unknown program) fails the test, so a doc cannot name a flag, file or step that
 does not exist. Placeholders of the docs (``DIR``, ``N``, ``X.yaml``, ``[optional ...]``, ``a|b|c``) are filled in
@@ -34,8 +35,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")), ROOT / "assets/models/dynamictrl-tiny/README.md"]
-REPO_DIRS = ("assets/", "configs/", "docs/", "dynamictrl/", "scripts/", "tests/", "tools/")
+DOCS = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").rglob("*.md")),
+    ROOT / "dynamictrl/assets/models/dynamictrl-tiny/README.md",
+]
+REPO_DIRS = ("configs/", "docs/", "dynamictrl/", "scripts/", "tests/", "tools/")
 
 # ------------------------------------------------------------------------------------------------ the visible tables
 
@@ -54,7 +59,7 @@ RUN: dict[str, tuple[dict[str, str], str]] = {
     "python scripts/infer.py --model runs/tiny_cpu/final": ({}, "--steps 1"),
     # the model card's metrics: test clips -> animate with the shipped model -> evaluate
     "python tools/make_synthetic.py --out data/puppet/test9 --num 32": ({"--num 32": "--num 2"}, ""),
-    "python tools/animate_dataset.py --data data/puppet/test9 --model assets/models/dynamictrl-tiny": (
+    "python tools/animate_dataset.py --data data/puppet/test9 --model dynamictrl/assets/models/dynamictrl-tiny": (
         {"--steps 10": "--steps 1"},
         "",
     ),
@@ -76,12 +81,19 @@ PLACEHOLDERS: dict[tuple[str | None, str], str | None] = {
 #   export NAME=...                      : NAME is read somewhere in dynamictrl/
 #   mkdir                                : nothing to check
 
+# The installed commands (pyproject.toml [project.scripts]) and the scripts/ or tools/ file that runs the same main.
+INSTALLED_COMMANDS = {
+    f"dynamictrl-{path.stem.replace('_', '-')}": str(path.relative_to(ROOT))
+    for path in sorted([*(ROOT / "scripts").glob("*.py"), *(ROOT / "tools").glob("*.py")])
+    if f"\ndynamictrl-{path.stem.replace('_', '-')} = " in (ROOT / "pyproject.toml").read_text()
+}
+
 # ------------------------------------------------------------------------------------------------ collecting
 
 FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", re.S | re.M)
 SHELL_LANGUAGES = ("bash", "sh", "shell", "console")
 INLINE = re.compile(
-    r"`((?:python|accelerate launch|torchrun|bash|make|pytest) [^`]+|(?:scripts|tools)/\w+\.py --?\w[^`]*)`"
+    r"`((?:python|accelerate launch|torchrun|bash|make|pytest|dynamictrl-[a-z-]+) [^`]+|(?:scripts|tools)/\w+\.py --?\w[^`]*)`"
 )
 
 
@@ -250,7 +262,8 @@ def check_python(args: list[str], mention: bool = False) -> None:
     script, script_args = args[0], args[1:]
     check_repo_paths(args)
     source = (ROOT / script).read_text(encoding="utf-8") if (ROOT / script).is_file() else ""
-    if "argparse" not in source and "def main(" not in source:  # e.g. `python tests/x.py --gate` reads sys.argv
+    # not a command (argparse, or a wrapper of dynamictrl.cli): e.g. `python tests/x.py --gate` reads sys.argv
+    if "argparse" not in source and "from dynamictrl.cli." not in source and "def main(" not in source:
         assert source, f"{script} does not exist"
         for flag in (t for t in script_args if t.startswith("-")):
             assert f'"{flag}"' in source, f"{script} does not read {flag}"
@@ -353,6 +366,8 @@ def check_command(tokens: list[str], mention: bool = False) -> None:
         check_make(args)
     elif program == "pytest":
         check_pytest(args)
+    elif program in INSTALLED_COMMANDS:
+        check_python([INSTALLED_COMMANDS[program], *args], mention)
     else:
         check_external(program, args)
 
@@ -376,7 +391,7 @@ def test_doc_command_parses(command: DocCommand):
 
 
 def _linked_workdir(tmp: Path) -> Path:
-    for name in ("assets", "configs", "dynamictrl", "scripts", "tools", "pyproject.toml"):
+    for name in ("configs", "dynamictrl", "scripts", "tools", "pyproject.toml"):
         (tmp / name).symlink_to(ROOT / name)
     return tmp
 

@@ -159,13 +159,14 @@ def test_help_texts(capsys):
 
 
 def test_demo_uses_the_embedded_model_when_present(tmp_path, capsys, monkeypatch):
-    import dynamictrl.pipelines.cli as cli
+    import dynamictrl.cli.animation as cli
+    from dynamictrl.assets import DEMO_DIR
 
     monkeypatch.setattr(cli, "EMBEDDED_MODEL_DIR", tmp_path / "missing")
     code, out, err = call(capsys, "infer.py", "--demo", "--steps", 1, "--out", tmp_path / "random.mp4")
     assert code == 0, err
     assert "RANDOM tiny weights" in out
-    demo_frames = len(read_video(cli.DEMO_DIR / "pose.mp4")[0])
+    demo_frames = len(read_video(DEMO_DIR / "pose.mp4")[0])
     assert read_video(tmp_path / "random.mp4")[0].shape == (demo_frames, 64, 64, 3)
     assert (tmp_path / "random.png").is_file()
 

@@ -48,7 +48,7 @@ def animate(model: Path, toy: Path, out: Path) -> None:
         "--model",
         model,
         "--ref",
-        "assets/demo/reference.png",
+        "dynamictrl/assets/demo/reference.png",
         "--pose",
         toy / "poses" / "clip000.mp4",
         "--pose-kind",

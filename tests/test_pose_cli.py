@@ -36,7 +36,7 @@ def run_infer(capsys, *args) -> tuple[int, str, str]:
 
 def spy_sampler(monkeypatch) -> list:
     """Collects the pose video infer.py hands to the long-video sampler, in each call."""
-    import dynamictrl.pipelines.cli as cli
+    import dynamictrl.cli.animation as cli
     import dynamictrl.pipelines.long_video as long_video
 
     seen = []

@@ -1,7 +1,6 @@
 """tools/prepare_dataset.py: batched encoding gives the same latent cache as clip-by-clip encoding."""
 
 import json
-import sys
 from pathlib import Path
 
 import torch
@@ -21,8 +20,7 @@ def read_cache(folder: Path) -> dict[str, torch.Tensor]:
 
 
 def test_batched_encoding_matches_one_by_one(tmp_path):
-    sys.path.insert(0, str(REPO / "tools"))
-    import prepare_dataset
+    from dynamictrl.cli import prepare_dataset
 
     toy = write_toy_dataset(tmp_path / "toy", num_clips=3, num_frames=9, size=64)
     overrides = [f"data.root={toy}", "data.num_frames=9", "data.height=64", "data.width=64"]

@@ -254,7 +254,7 @@ def test_infer_refuses_a_cuda_only_option_on_cpu_in_one_line(tmp_path):
 
 
 def test_load_pipeline_refuses_before_loading_any_weights(monkeypatch):
-    from dynamictrl.pipelines import cli
+    from dynamictrl.cli import animation as cli
     from dynamictrl.pipelines.pipeline_dynamictrl import DynamiCtrlPipeline
 
     def no_load(*args, **kwargs):

@@ -78,7 +78,7 @@ def test_every_frame_count_check_applies_the_one_rule():
 
 
 def test_dtype_names_resolve_once_and_unknown_names_list_the_allowed_ones():
-    from dynamictrl.pipelines import cli
+    from dynamictrl.cli import animation as cli
 
     assert [devices.torch_dtype(n) for n in ("fp32", "float32", "bf16", "bfloat16", "fp16", "float16")] == [
         torch.float32,
@@ -95,7 +95,7 @@ def test_dtype_names_resolve_once_and_unknown_names_list_the_allowed_ones():
 
 
 def test_default_device_follows_cuda_availability_for_every_caller(monkeypatch):
-    from dynamictrl.pipelines import cli
+    from dynamictrl.cli import animation as cli
     from dynamictrl.preprocess import captions, masks
 
     assert cli.default_device is masks.default_device is captions.default_device is devices.default_device

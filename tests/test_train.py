@@ -29,8 +29,7 @@ def toy(tmp_path_factory):
 @pytest.fixture(scope="module")
 def cache(toy, tmp_path_factory):
     """Latent cache of the toy set (tools/prepare_dataset.py): most tests train from it to skip the VAE per step."""
-    sys.path.insert(0, str(REPO / "tools"))
-    import prepare_dataset
+    from dynamictrl.cli import prepare_dataset
 
     out = tmp_path_factory.mktemp("cache") / "latents"
     overrides = [f"data.root={toy}", "data.num_frames=9", "data.height=64", "data.width=64"]
@@ -296,8 +295,7 @@ def test_step_generators_are_distinct_and_reproducible():
 
 
 def test_cli_reports_bad_keys_and_missing_data(tmp_path, capsys):
-    sys.path.insert(0, str(REPO / "scripts"))
-    import train
+    from dynamictrl.cli import train
 
     assert train.main(["--config", str(TINY), "train.max_stepz=3"]) == 2  # one line, no traceback
     assert "train.max_stepz" in capsys.readouterr().err

@@ -28,8 +28,7 @@ def toy(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cache(toy, tmp_path_factory):
-    sys.path.insert(0, str(REPO / "tools"))
-    import prepare_dataset
+    from dynamictrl.cli import prepare_dataset
 
     out = tmp_path_factory.mktemp("cache") / "latents"
     overrides = [f"data.root={toy}", "data.num_frames=9"]
@@ -181,8 +180,7 @@ def test_resume_with_another_batch_size_accumulation_or_world_size_is_refused(to
     with pytest.raises(UserError, match=r"world_size 2 \(now 1\)"):
         make_trainer(toy, cache, out, *common).setup()
     state_file.write_text(json.dumps(state))
-    sys.path.insert(0, str(REPO / "scripts"))
-    import train  # the CLI prints the refusal as one line, status 2
+    from dynamictrl.cli import train  # the CLI prints the refusal as one line, status 2
 
     assert train.main(["--config", str(TINY), *overrides(toy, cache, out, *common, "train.batch_size=2")]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -4,7 +4,6 @@ transformers that do not fit their base are refused with one line."""
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -178,8 +177,7 @@ def test_check_fit_names_latent_channels_and_text_width_and_ignores_vae_sample_s
 
 
 def test_export_refuses_a_transformer_that_does_not_fit_the_base(full_run, tmp_path, capsys):
-    sys.path.insert(0, str(REPO / "tools"))
-    import build_tiny_model
+    from dynamictrl.cli import build_tiny_model
 
     wrong = tmp_path / "wrong"
     build_transformer("tiny", text_embed_dim=32).save_pretrained(wrong)

@@ -17,8 +17,8 @@ from dynamictrl.pipelines.conditioning import frames_to_tensor
 from dynamictrl.pipelines.pipeline_dynamictrl import DynamiCtrlPipeline
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL = ROOT / "assets" / "models" / "dynamictrl-tiny"
-DEMO = ROOT / "assets" / "demo"
+MODEL = ROOT / "dynamictrl" / "assets" / "models" / "dynamictrl-tiny"
+DEMO = ROOT / "dynamictrl" / "assets" / "demo"
 
 
 @pytest.fixture(scope="module")

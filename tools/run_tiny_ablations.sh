@@ -4,7 +4,7 @@
 #   bash tools/run_tiny_ablations.sh            # all stages; each skips what its outputs show is done
 #   STAGES="train" SEEDS="3" bash tools/run_tiny_ablations.sh
 #
-# Needs the recipe's inputs of assets/models/dynamictrl-tiny/README.md: runs/tiny-base (tiny VAE + frozen T5),
+# Needs the recipe's inputs of dynamictrl/assets/models/dynamictrl-tiny/README.md: runs/tiny-base (tiny VAE + frozen T5),
 # data/puppet/train/latents9 (train latents, with masked references) and data/puppet/test9 (32 test clips); it checks
 # them first and names what is missing with the command that makes it. A failed stage prints its log's last lines.
 # On 2 CPU cores one 1,500-step run takes ~9 min; the whole script ~2 h.
@@ -18,7 +18,7 @@ STAGES=${STAGES:-"train data background long"}
 R=runs/ablate
 O=outputs/ablate
 VARIANTS="padaln uvt cross_attn none notext"
-RECIPE="assets/models/dynamictrl-tiny/README.md"
+RECIPE="dynamictrl/assets/models/dynamictrl-tiny/README.md"
 
 has_stage() { [[ " $STAGES " == *" $1 "* ]]; }
 
@@ -73,7 +73,7 @@ if has_stage background || has_stage long; then
       "STAGES=data bash tools/run_tiny_ablations.sh"
   fi
   has_stage background && need data/puppet/test9/prompts.txt "the 32 test clips" "$TEST9"
-  has_stage long && need assets/models/dynamictrl-tiny/model_index.json "the shipped model" "git checkout assets/models"
+  has_stage long && need dynamictrl/assets/models/dynamictrl-tiny/model_index.json "the shipped model" "git checkout dynamictrl/assets/models"
 fi
 [ $missing = 0 ] || exit 1
 
@@ -183,7 +183,7 @@ if has_stage long; then  # 4 chained 9-frame clips per 33-frame clip, with and w
     $A --data data/puppet/test33 --model $R/export-masked-s1 --out $L/masked-$cm --clip-frames 9 --mask-reference \
       "${BGS[@]}" --$cm --contact-sheets 2
     $E --gt data/puppet/test33 --pred $L/masked-$cm --drift-clip-frames 8 --out $R/long-masked-$cm.json
-    $A --data data/puppet/test33 --model assets/models/dynamictrl-tiny --out $L/shipped-$cm --clip-frames 9 --$cm \
+    $A --data data/puppet/test33 --model dynamictrl/assets/models/dynamictrl-tiny --out $L/shipped-$cm --clip-frames 9 --$cm \
       --contact-sheets 2
     $E --gt data/puppet/test33 --pred $L/shipped-$cm --drift-clip-frames 8 --out $R/long-shipped-$cm.json
   done

@@ -94,7 +94,7 @@ def check_fit(transformer: Mapping[str, Any], vae: Mapping[str, Any], text_encod
     text width (T5 ``d_model`` = ``text_embed_dim``, when the model reads text). Sample sizes are not compared: a
     VAE config's ``sample_height``/``sample_width`` are its tiling defaults, not a size the transformer was trained at
     (the official tiny test folders pair a 48x64 transformer with a VAE that says 480x720); the generation size is
-    checked against the transformer's own learned positions before loading (``cli_checks.check_model_sizes``).
+    checked against the transformer's own learned positions before loading (``cli.animation_checks.check_model_sizes``).
     """
     problems = []
     latent = vae["latent_channels"]

@@ -1,6 +1,6 @@
 """Inference: the one-clip DynamiCtrl pipeline, the long-video sampler, and the shared conditioning helpers.
 
-Names are imported on first use (:mod:`dynamictrl._lazy`), so ``dynamictrl.pipelines.cli`` parses arguments without
+Names are imported on first use (:mod:`dynamictrl._lazy`), so ``dynamictrl.cli.animation`` parses arguments without
 importing torch or diffusers.
 """
 

@@ -105,7 +105,7 @@ class Trainer:
         if accelerator.is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             save_config(cfg, self.output_dir / "config.yaml")
-            print(f"resolved config:\n{to_yaml(cfg)}", flush=True)
+            logger.info("resolved config:\n%s", to_yaml(cfg))
         if cfg.train.cpu_threads and self.device.type == "cpu":
             torch.set_num_threads(cfg.train.cpu_threads)
         if cfg.train.allow_tf32 and torch.cuda.is_available():
@@ -184,8 +184,6 @@ class Trainer:
             self.nonfinite_total = state.get("nonfinite_steps", 0)
             self.nonfinite_in_a_row = state.get("nonfinite_in_a_row", 0)
             logger.info("resumed from %s at step %d", resume, self.global_step)
-            if accelerator.is_main_process:
-                print(f"resumed from {resume} at step {self.global_step}", flush=True)
         elif cfg.checkpoint.resume_from == "latest":
             logger.info("resume_from=latest: no checkpoint in %s yet, starting fresh", checkpoint_dir(self.output_dir))
 

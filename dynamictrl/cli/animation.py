@@ -1,4 +1,4 @@
-"""What ``scripts/infer.py`` and ``scripts/sample_long.py`` share: loading a pipeline, reading inputs, running.
+"""What ``dynamictrl-infer`` and ``dynamictrl-sample-long`` share: loading a pipeline, reading inputs, running.
 
 Both scripts go through :func:`animate`, which always uses the long-video sampler (a pose video that fits one clip is
 a single pipeline call), so the two give the same result for the same arguments.
@@ -21,25 +21,23 @@ from dynamictrl.acceleration.runtime import (
     check_runtime,
     runtime_from_args,
 )
+from dynamictrl.assets import EMBEDDED_MODEL_DIR
 from dynamictrl.cli import for_flag, read_image_arg, read_video_arg
 from dynamictrl.devices import DTYPES, default_device, torch_dtype
 from dynamictrl.errors import UserError
 from dynamictrl.models.trained import check_folder_fit, transformer_folder
+from dynamictrl.pipelines.trained import inspect_trained, is_trained_output, load_trained_pipeline
 
-from .cli_checks import ModelGeometry, check_generation_args, check_model_sizes
-from .trained import inspect_trained, is_trained_output, load_trained_pipeline
+from .animation_checks import ModelGeometry, check_generation_args, check_model_sizes
 
 if TYPE_CHECKING:  # torch and diffusers load after the arguments are parsed and checked
     import torch
 
-    from .long_video import PromptSchedule
-    from .pipeline_dynamictrl import DynamiCtrlPipeline
+    from dynamictrl.pipelines.long_video import PromptSchedule
+    from dynamictrl.pipelines.pipeline_dynamictrl import DynamiCtrlPipeline
 
 logger = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-EMBEDDED_MODEL_DIR = REPO_ROOT / "assets" / "models" / "dynamictrl-tiny"
-DEMO_DIR = REPO_ROOT / "assets" / "demo"
 RANDOM_WEIGHTS_NOTICE = (
     "NOTE: no model given and no embedded model at {path}: using RANDOM tiny weights. The result is noise until "
     "the embedded model is trained (or pass --model DIR)."
@@ -97,8 +95,7 @@ def load_pipeline(
 
     from dynamictrl.models import DynamiCtrlTransformer3DModel
     from dynamictrl.models.checkpoint import resolve_transformer_dir
-
-    from .pipeline_dynamictrl import DynamiCtrlPipeline
+    from dynamictrl.pipelines.pipeline_dynamictrl import DynamiCtrlPipeline
 
     dtype = dtype or torch.float32
     runtime = runtime or RuntimeConfig()
@@ -242,7 +239,7 @@ def add_long_video_args(parser: argparse.ArgumentParser) -> None:
 
 
 def load_prompts(args: argparse.Namespace) -> PromptSchedule:
-    from .long_video import PromptSchedule
+    from dynamictrl.pipelines.long_video import PromptSchedule
 
     if getattr(args, "prompts_file", None):
         if args.prompt:
@@ -308,7 +305,7 @@ def animate(args: argparse.Namespace, loaded: LoadedPipeline | None = None) -> P
         print(RANDOM_WEIGHTS_NOTICE.format(path=EMBEDDED_MODEL_DIR))
     pipe = loaded.pipe
 
-    from .long_video import sample_long_video
+    from dynamictrl.pipelines.long_video import sample_long_video
 
     out = Path(args.out)
     clips_dir = out.with_name(out.stem + "_clips") if args.save_clips else None

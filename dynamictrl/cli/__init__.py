@@ -8,6 +8,7 @@ Every entry point is written as::
     def main(argv=None) -> int:
         args = parser.parse_args(argv)    # parse first: --help never imports torch
         path = existing_file("--ref", args.ref, "a PNG or JPEG image")   # check inputs ...
+        configure_logging()               # the library logs, never prints: show its INFO lines
         ...                               # ... then import torch/diffusers and load models
 
 A :class:`~dynamictrl.errors.UserError` raised anywhere below ``main`` (a missing file, a corrupt video, a bad
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -31,11 +33,20 @@ from dynamictrl.errors import UserError
 
 DEBUG_ENV_VAR = "DYNAMICTRL_DEBUG"
 USER_ERROR_STATUS = 2  # argparse's status for a bad command line; the same for every user error
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+TIMED_LOG_FORMAT = "%(asctime)s " + LOG_FORMAT  # long runs (training)
 
 
 def debug_requested(argv: list[str] | None = None) -> bool:
     argv = sys.argv[1:] if argv is None else argv
     return "--debug" in argv or os.environ.get(DEBUG_ENV_VAR, "") not in ("", "0")
+
+
+def configure_logging(level: int | str = logging.INFO, fmt: str = LOG_FORMAT, datefmt: str | None = None) -> None:
+    """Show the library's log records on stderr: ``dynamictrl/`` logs through ``logging.getLogger(__name__)`` and
+    never prints, so every command calls this once its arguments are parsed. A no-op when logging is already set up
+    (a caller's own configuration, pytest's capture)."""
+    logging.basicConfig(level=level, format=fmt, datefmt=datefmt)
 
 
 def run_cli(main: Callable[..., int | None]) -> Callable[..., int]:

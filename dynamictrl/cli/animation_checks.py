@@ -1,4 +1,4 @@
-"""Checks of the animation arguments (``scripts/infer.py``, ``scripts/sample_long.py``) before any weight loads.
+"""Checks of the animation arguments (``dynamictrl-infer``, ``dynamictrl-sample-long``, the app) before any weight loads.
 
 The model folder's JSON configs say everything the arguments are checked against (sizes, clip length), so a bad
 ``--height`` or a folder with a missing component is reported in a second, not after a 5B model has loaded. No torch
