@@ -8,7 +8,8 @@ Example:
 
 The layout (read by the trainer exactly like real data, plus extras for evaluation):
 videos/NAME.mp4, poses/NAME.mp4, masks/NAME.mp4, prompts.txt (NAME.mp4#####caption), videos.txt,
-references/NAME.png, reference_masks/NAME.png, backgrounds/NAME.mp4, meta.jsonl. Videos are lossless.
+references/NAME.png, reference_masks/NAME.png, reference_poses/NAME.png, backgrounds/NAME.mp4, parts/NAME.npz
+(exact part labels and keypoints, for the arm metrics), meta.jsonl. Videos are lossless.
 """
 
 from __future__ import annotations
