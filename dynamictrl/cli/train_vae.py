@@ -44,6 +44,8 @@ RECIPE = dict(
     edge_weight=0.5,
     detail_weight=4.0,
     full_style_fraction=0.2,
+    broad_style="full",
+    pose_style="demo",
     block_out_channels=[16, 32, 32],
     latent_channels=4,
     norm_num_groups=8,
@@ -75,6 +77,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--detail-weight", type=float, default=d.detail_weight, help="extra L1 weight on non-background")
     p.add_argument(
         "--full-style-fraction", type=float, default=d.full_style_fraction, help="share of full-style puppet clips"
+    )
+    p.add_argument(
+        "--broad-style",
+        default=d.broad_style,
+        choices=("full", "wide", "heldout", "demo"),
+        help="style of that share ('wide': the embedded model v1's training world)",
+    )
+    p.add_argument(
+        "--pose-style",
+        default=d.pose_style,
+        choices=("full", "wide", "heldout", "demo"),
+        help="style of the pose-video half ('wide' varies the stick width)",
+    )
+    p.add_argument(
+        "--eval-styles", nargs="+", default=["demo", "full"], help="styles the --eval-clips PSNR is reported for"
     )
     p.add_argument(
         "--block-out-channels",
@@ -160,6 +177,8 @@ def main(argv=None) -> int:
         edge_weight=args.edge_weight,
         detail_weight=args.detail_weight,
         full_style_fraction=args.full_style_fraction,
+        broad_style=args.broad_style,
+        pose_style=args.pose_style,
         block_out_channels=list(args.block_out_channels),
         latent_channels=args.latent_channels,
         norm_num_groups=args.norm_num_groups,
@@ -186,7 +205,7 @@ def main(argv=None) -> int:
         print(f"exported to {export} ({'float16' if args.fp16 else 'float32'})")
     if args.eval_clips:
         for frames in args.eval_frames or [args.frames]:
-            for style in ("demo", "full"):
+            for style in args.eval_styles:
                 scores = evaluate_vae(vae, "test", args.eval_clips, args.size, frames, style)
                 print(
                     f"test PSNR ({style}, {args.eval_clips} clips, {frames} frames): "
