@@ -86,11 +86,15 @@ def pad_latent_frames(latents: torch.Tensor, patch_size_t: int | None) -> tuple[
 
 
 def _vae_settings(vae) -> tuple:
-    """What, besides the input, decides ``vae.encode``'s result: the module, its dtype and device, slicing, tiling."""
+    """What, besides the input, decides ``vae.encode``'s result: the module, its dtype, the device it computes on,
+    slicing and tiling."""
+    # under accelerate's model offload the weights sit on the CPU or the GPU depending on what ran last; the hook's
+    # execution device is where the encoder runs either way
+    device = getattr(getattr(vae, "_hf_hook", None), "execution_device", None)
     tiling = ("use_tiling", "tile_sample_min_height", "tile_sample_min_width")
     tiling += ("tile_overlap_factor_height", "tile_overlap_factor_width")
-    return (id(vae), str(vae.dtype), str(vae.device), getattr(vae, "use_slicing", None)) + tuple(
-        getattr(vae, name, None) for name in tiling
+    return (id(vae), str(vae.dtype), str(vae.device if device is None else device)) + tuple(
+        getattr(vae, name, None) for name in ("use_slicing", *tiling)
     )
 
 
