@@ -1,14 +1,15 @@
-"""The command-line layer of ``scripts/`` and ``tools/``: one-line user errors, ``--debug``, argument checks.
+"""The commands: one module per command (``dynamictrl.cli.infer`` is ``dynamictrl-infer`` and ``scripts/infer.py``),
+and here what they share: one-line user errors, ``--debug``, argument checks, logging.
 
-Every entry point is written as::
+Every command module is written as::
 
     parser = ArgumentParser(...)          # a bad command line: one line `error: ...`, status 2
 
     @run_cli
     def main(argv=None) -> int:
         args = parser.parse_args(argv)    # parse first: --help never imports torch
-        path = existing_file("--ref", args.ref, "a PNG or JPEG image")   # check inputs ...
         configure_logging()               # the library logs, never prints: show its INFO lines
+        path = existing_file("--ref", args.ref, "a PNG or JPEG image")   # check inputs ...
         ...                               # ... then import torch/diffusers and load models
 
 A :class:`~dynamictrl.errors.UserError` raised anywhere below ``main`` (a missing file, a corrupt video, a bad
