@@ -80,7 +80,7 @@ def test_page_uploads_the_demo_generates_a_video_and_fetches_nothing_outside(ser
                 number.press("Enter")
             page.locator("#generate").click()
             page.locator("#result video[src]").wait_for(timeout=45_000)
-            command = re.compile(r"^python scripts/infer\.py --ref \S+reference\.png --pose \S+pose\.mp4 ")
+            command = re.compile(r"^dynamictrl-infer --ref \S+reference\.png --pose \S+pose\.mp4 ")
             sync_api.expect(page.locator("#command textarea")).to_have_value(command, timeout=5_000)
             shot = page.screenshot(path=tmp_path / "app.png", full_page=True)
         finally:

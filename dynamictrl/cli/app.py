@@ -5,10 +5,10 @@ Examples:
   python scripts/app.py --model /models/CogVideoX1.5-5B-I2V --transformer /models/DynamiCtrl-5B/transformer \\
       --offload model --pose-models ~/models/DWPose --host 0.0.0.0 --port 7860
 
-Each generation builds the command line of scripts/infer.py (or scripts/sample_long.py when a table of prompts is
-given), parses it with that script's own parser and runs the scripts' animate() on the model loaded once at start;
-the page shows that command, which gives the same video. One generation runs at a time; a bad input is one message
-in the page; results live in a temporary folder removed when the app stops. Nothing is downloaded, analytics are off.
+Each generation builds the command line of dynamictrl-infer (or dynamictrl-sample-long when a table of prompts is
+given), parses it with that command's own parser and runs their animate() on the model loaded once at start; the
+page shows that command, which gives the same video. One generation runs at a time; a bad input is one message in
+the page; results live in a temporary folder removed when the app stops. Nothing is downloaded, analytics are off.
 The generate function is the API endpoint "/generate" (gradio_client).
 """
 
@@ -149,18 +149,23 @@ def generation_command(request: Request, app: argparse.Namespace, out: Path, wor
     return script, argv
 
 
+def command_name(script: str) -> str:
+    """The installed command of ``scripts/<script>`` / ``tools/<script>``: infer.py -> dynamictrl-infer."""
+    return "dynamictrl-" + Path(script).stem.replace("_", "-")
+
+
 def reproduce_command(
     script: str, argv: list[str], renames: dict[str, str], prompts: list[tuple[int, str]], first: str | None = None
 ) -> str:
-    """The shell command that gives the same video from the repository root: ``argv`` with the app's own files
-    ``renamed`` (e.g. its output to outputs/app.mp4), after the command ``first`` (the mask tool) if any."""
+    """The shell command that gives the same video (installed commands: any folder, any install): ``argv`` with the
+    app's own files ``renamed`` (e.g. its output to outputs/app.mp4), after the command ``first`` (the mask tool)."""
     shown = [renames.get(a, a) for a in argv]
     steps = [first] if first else []
     if "--prompts-file" in shown:
         shown[shown.index("--prompts-file") + 1] = "prompts.txt"
         fields = [str(x) for row in prompts for x in row]
         steps.append("printf '%s\\t%s\\n' " + shlex.join(fields) + " > prompts.txt")
-    steps.append(shlex.join(["python", f"scripts/{script}", *shown]))
+    steps.append(shlex.join([command_name(script), *shown]))
     return " && \\\n  ".join(steps)
 
 
@@ -260,7 +265,7 @@ class Animator:
             argv += ["--sam-dir", str(self.app.sam_dir)]
         make_masks.main.__wrapped__(argv)  # unwrapped: a UserError reaches the page instead of stderr
         shown = [("reference_mask.png" if a == str(mask) else a) for a in argv]
-        return mask, shlex.join(["python", "tools/make_masks.py", *shown])
+        return mask, shlex.join([command_name("make_masks.py"), *shown])
 
     def run(self, request: Request, mask_the_person: bool = False) -> dict:
         """Generate; returns the output files and the command that reproduces them."""
