@@ -7,7 +7,7 @@ applies a configuration to a loaded ``DynamiCtrlPipeline`` with diffusers' own f
 
 | option | diffusers feature | exactness |
 | --- | --- | --- |
-| ``compile`` | ``ModelMixin.compile_repeated_blocks`` (regional: one graph for all blocks) | exact (float rounding) |
+| ``compile`` | ``ModelMixin.compile_repeated_blocks`` (regional: the blocks share a few graphs, one per input layout) | exact (float rounding) |
 | ``attention`` | ``ModelMixin.set_attention_backend`` (the model's processors call ``dispatch_attention_fn``) | exact (kernel rounding) |
 | ``fuse_qkv`` | ``fuse_qkv_projections`` | exact |
 | ``fp8="storage"`` | ``enable_layerwise_casting`` (fp8 weights, compute in the load dtype) | approximate |
