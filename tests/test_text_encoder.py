@@ -30,11 +30,12 @@ def random_encoder(tokenizer, seed=0):
 
 @pytest.fixture(scope="module")
 def pretrained(tokenizer):
-    """(random encoder, pre-trained copy, its probe) after 400 steps on 512 captions."""
+    """(random encoder, pre-trained copy, its probe) after 400 steps on 512 captions, without unseen-word
+    replacement (the setting these tests' margins were measured on)."""
     start = random_encoder(tokenizer)
     encoder = copy.deepcopy(start)
     probe = te.train_caption_encoder(
-        encoder, tokenizer, steps=400, num_captions=512, max_length=MAX_LEN, batch_size=32, lr=3e-3
+        encoder, tokenizer, steps=400, num_captions=512, max_length=MAX_LEN, batch_size=32, lr=3e-3, unseen_words=0
     )
     return start, encoder, probe
 
@@ -106,6 +107,21 @@ def test_captions_differing_only_in_the_wall_colour_differ_beyond_the_colour_wor
     trained_similarity = te.shared_word_similarity(encoder, tokenizer, held_out, MAX_LEN)
     random_similarity = te.shared_word_similarity(start, tokenizer, held_out, MAX_LEN)
     assert random_similarity > 0.99 and trained_similarity < random_similarity - 0.005
+
+
+def test_unseen_word_replacement_hides_exactly_the_attributes_the_replaced_words_named(tokenizer):
+    data = te.caption_set(("demo",), [0])  # "... a white t-shirt, pink shorts and brown shoes. They have short
+    # grey hair. The background is a plain green wall."
+    ids, _ = te.tokenize(tokenizer, data.captions, MAX_LEN)
+    targets = torch.zeros(1, len(te.ATTRIBUTES), dtype=torch.long)
+    label_ids = te.label_token_ids(tokenizer, data)
+    pick, hidden = te.hide_words(tokenizer, ids, label_ids, targets, rate=1.0)
+    words = tokenizer.convert_ids_to_tokens(ids[0][pick[0]])
+    assert sorted(words) == ["brown", "green", "grey", "pink", "plain", "white"]
+    lost = {name for name, value in zip(te.ATTRIBUTES, hidden[0].tolist(), strict=True) if value < 0}
+    assert lost == {"shirt_color", "bottom_color", "shoes_color", "hair_color", "wall_color", "background_pattern"}
+    pick, kept = te.hide_words(tokenizer, ids, label_ids, targets, rate=0.0)
+    assert not pick.any() and torch.equal(kept, targets)
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from dynamictrl.puppet.motion import SPLITS
+from dynamictrl.puppet.palette import COLORS, HAIR_COLORS
 from dynamictrl.puppet.world import STYLES, make_sample
 
 #: Attribute name -> (section of ``sample.meta``, key): everything a caption says about the person and the wall.
@@ -43,7 +44,11 @@ ATTRIBUTES: dict[str, tuple[str, str]] = {
 #: The styles the embedded model is trained on ("heldout" stays for testing).
 TRAIN_STYLES: tuple[str, ...] = ("wide", "demo")
 TEXT_EMBED_DIM = 64  # d_model of the embedded model's T5 (the transformer's text_embed_dim)
+#: Words that name a background pattern and nothing else (held-out patterns too): replaced like colour words.
+_PATTERN_WORDS = ("plain", "vertical", "horizontal", "checkered", "brick", "polka", "dots", "sky", "clouds", "grass")
 _IGNORE = -100  # cross-entropy's ignore index: a label the heads have no class for
+#: Default rate of :func:`fit_probe`'s unseen-word replacement for pre-training (docs/results/text_encoder.md).
+UNSEEN_WORDS = 0.15
 
 
 def caption_corpus(num: int = 400) -> list[str]:
@@ -137,6 +142,26 @@ def encode(encoder, input_ids: torch.Tensor, chunk: int = 256) -> torch.Tensor:
     return torch.cat([encoder(input_ids[i : i + chunk])[0] for i in range(0, len(input_ids), chunk)])
 
 
+def label_token_ids(tokenizer, data: CaptionSet) -> torch.Tensor:
+    """(N, attributes) token id of each label as a word ("red" -> id of "red"; labels that are no word: <unk>)."""
+    return torch.tensor([tokenizer.convert_tokens_to_ids(list(labels)) for labels in data.labels.values()]).T
+
+
+def hide_words(
+    tokenizer, ids: torch.Tensor, label_ids: torch.Tensor, targets: torch.Tensor, rate: float, generator=None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pick colour and background-pattern words of ``ids`` (B, L) to replace, each with probability ``rate``;
+    returns the (B, L) pick and ``targets`` (B, attributes, in :data:`ATTRIBUTES` order) with the attributes a
+    picked word named set to the ignore index: a colour attribute whose label is that word (every one, if the
+    same colour is named twice), the background pattern for a pattern word."""
+    colours = torch.tensor(tokenizer.convert_tokens_to_ids(sorted(set(COLORS) | set(HAIR_COLORS))))
+    patterns = torch.tensor(tokenizer.convert_tokens_to_ids(list(_PATTERN_WORDS)))
+    pick = (torch.isin(ids, colours) | torch.isin(ids, patterns)) & (torch.rand(ids.shape, generator=generator) < rate)
+    lost = (pick[:, None, :] & (ids[:, None, :] == label_ids[:, :, None])).any(-1)  # (B, attributes)
+    lost[:, list(ATTRIBUTES).index("background_pattern")] |= (pick & torch.isin(ids, patterns)).any(-1)
+    return pick, targets.masked_fill(lost, _IGNORE)
+
+
 def fit_probe(
     encoder,
     tokenizer,
@@ -147,16 +172,24 @@ def fit_probe(
     batch_size: int = 64,
     lr: float = 1e-3,
     max_length: int = 48,
+    unseen_words: float = 0.0,
 ) -> AttributeProbe:
     """Train an :class:`AttributeProbe` for every attribute of ``data`` on ``encoder``'s output tokens (AdamW,
     cross-entropy summed over attributes, cosine schedule); with ``train_encoder`` the encoder learns too (in
     place). Its final layer norm stays fixed, so every output token keeps the unit RMS of the random encoder, the
-    range the transformer's text projection is trained for. Deterministic given ``seed`` and the encoder."""
+    range the transformer's text projection is trained for. Deterministic given ``seed`` and the encoder.
+
+    ``unseen_words`` (with ``train_encoder``): the probability that a colour or background-pattern word's input
+    embedding is replaced by a fresh draw from the embeddings' initial distribution, which is what a word no
+    training caption uses (a held-out colour or pattern) still has; the attributes that word named are not scored
+    for that caption. This teaches the encoder to read the other attributes around words it has never seen."""
     from diffusers.optimization import get_cosine_schedule_with_warmup
 
     classes = {name: tuple(sorted(set(labels))) for name, labels in data.labels.items()}
     input_ids, mask = tokenize(tokenizer, data.captions, max_length)
     targets = _targets(classes, data)
+    label_ids = label_token_ids(tokenizer, data)
+    init_std = encoder.config.initializer_factor  # T5 draws its word embeddings from N(0, factor^2)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         probe = AttributeProbe(encoder.config.d_model, classes)
@@ -172,9 +205,18 @@ def fit_probe(
     loss_fn = nn.CrossEntropyLoss(ignore_index=_IGNORE)
     for _ in range(steps):
         batch = torch.randint(len(input_ids), (batch_size,), generator=generator)
-        tokens = encoder(input_ids[batch])[0] if train_encoder else frozen_tokens[batch]
+        ids, target = input_ids[batch], targets[batch]
+        if not train_encoder:
+            tokens = frozen_tokens[batch]
+        elif unseen_words:
+            embeds = encoder.get_input_embeddings()(ids)
+            unseen, target = hide_words(tokenizer, ids, label_ids[batch], target, unseen_words, generator)
+            noise = torch.randn(embeds.shape, generator=generator) * init_std
+            tokens = encoder(inputs_embeds=torch.where(unseen[..., None], noise, embeds))[0]
+        else:
+            tokens = encoder(ids)[0]
         logits = probe(tokens, mask[batch])
-        loss = sum(loss_fn(out, targets[batch, i]) for i, out in enumerate(logits))
+        loss = sum(loss_fn(out, target[:, i]) for i, out in enumerate(logits))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -193,6 +235,7 @@ def train_caption_encoder(
     threads: int | None = 1,
     batch_size: int = 64,
     lr: float = 1e-3,
+    unseen_words: float = UNSEEN_WORDS,
 ) -> AttributeProbe:
     """Pre-train ``encoder`` (in place) on ``num_captions`` captions of the training styles (seeds 0, 1, ... of the
     "train" split) so that every caption attribute can be read from its output tokens by one attention query.
@@ -205,7 +248,7 @@ def train_caption_encoder(
     if threads:
         torch.set_num_threads(threads)
     try:
-        return fit_probe(encoder, tokenizer, data, steps, seed, True, batch_size, lr, max_length)
+        return fit_probe(encoder, tokenizer, data, steps, seed, True, batch_size, lr, max_length, unseen_words)
     finally:
         torch.set_num_threads(previous)
 
@@ -268,6 +311,7 @@ def compare_with_random(
     num_test: int = 256,
     max_length: int = 48,
     long_random_steps: int | None = None,
+    unseen_words: float = UNSEEN_WORDS,
 ) -> str:
     """Markdown tables: per-attribute accuracy on held-out captions of (a) the pre-trained encoder with its own
     queries and heads and (b) the same probe trained for the same steps on the frozen random encoder it started
@@ -292,7 +336,12 @@ def compare_with_random(
     torch.set_num_threads(1)
     try:
         runs = {
-            "pretrained": (trained, fit_probe(trained, tokenizer, train, steps, seed, True, max_length=max_length)),
+            "pretrained": (
+                trained,
+                fit_probe(
+                    trained, tokenizer, train, steps, seed, True, max_length=max_length, unseen_words=unseen_words
+                ),
+            ),
             "random + probe": (
                 random_encoder,
                 fit_probe(random_encoder, tokenizer, train, steps, seed, False, max_length=max_length),
@@ -333,9 +382,15 @@ if __name__ == "__main__":
     parser.add_argument("--captions", type=int, default=4096, help="training captions (half wide, half demo)")
     parser.add_argument("--test-captions", type=int, default=256, help="held-out captions per test set and style")
     parser.add_argument("--long-random-steps", type=int, help="also a probe on the random encoder for this long")
+    parser.add_argument("--unseen-words", type=float, default=UNSEEN_WORDS, help="pre-training's unseen-word rate")
     args = parser.parse_args()
     print(
         compare_with_random(
-            args.steps, args.seed, args.captions, args.test_captions, long_random_steps=args.long_random_steps
+            args.steps,
+            args.seed,
+            args.captions,
+            args.test_captions,
+            long_random_steps=args.long_random_steps,
+            unseen_words=args.unseen_words,
         )
     )
