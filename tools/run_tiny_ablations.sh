@@ -52,7 +52,7 @@ need_tool "$PY" "the Python every stage runs; or set PY"
 if has_stage train; then
   need data/puppet/test9/prompts.txt "the 32 test clips every run is scored on" "$TEST9"
   need runs/tiny-base/model_index.json "tiny VAE + frozen T5 that every run is exported with" \
-    "python tools/build_tiny_model.py base --vae runs/vae-tiny-x4/checkpoints/step-003000/vae --out runs/tiny-base --layers 6 --heads 4 --head-dim 32 --patch-size 2 (the VAE first: recipe in $RECIPE)"
+    "python tools/build_tiny_model.py base --vae runs/vae-tiny-x4/checkpoints/step-003000/vae --out runs/tiny-base --layers 6 --heads 4 --head-dim 32 --patch-size 2 --text-encoder random (the VAE first: recipe in $RECIPE)"
   if [ -n "$(runs_todo)" ]; then
     need_tool "$ACCELERATE" "accelerate launches the training runs; or set ACCELERATE"
     need data/puppet/train/latents9 "the latent cache the runs train on" \

@@ -27,11 +27,13 @@ from dynamictrl.cli import ArgumentParser, at_least, configure_logging, existing
 TEXT_ENCODERS = ("pretrained", "random")
 
 
-def pretrain_text_encoder(encoder, tokenizer, steps: int, captions: int, seed: int, max_length: int) -> None:
+def pretrain_text_encoder(
+    encoder, tokenizer, steps: int, captions: int, seed: int, max_length: int, unseen_words: float
+) -> None:
     """Pre-train the T5 in place and print its attribute accuracy on held-out captions of the training styles."""
     from dynamictrl.puppet import text_encoder as te
 
-    probe = te.train_caption_encoder(encoder, tokenizer, steps, seed, captions, max_length)
+    probe = te.train_caption_encoder(encoder, tokenizer, steps, seed, captions, max_length, unseen_words=unseen_words)
     held_out = te.caption_set(te.TRAIN_STYLES, range(10**6, 10**6 + 64), split="test")
     accuracy = te.attribute_accuracy(encoder, probe, tokenizer, held_out, max_length)
     mean = sum(acc for acc, _ in accuracy.values()) / len(accuracy)
@@ -53,6 +55,7 @@ def build_base(
     text_encoder: str = "pretrained",
     text_steps: int = 3000,
     text_captions: int = 4096,
+    text_unseen_words: float = 0.15,
 ) -> None:
     import torch
     from diffusers import AutoencoderKLCogVideoX, CogVideoXDPMScheduler, CogVideoXTransformer3DModel
@@ -70,7 +73,7 @@ def build_base(
     torch.manual_seed(seed)
     encoder = T5EncoderModel(tiny_t5_config(tokenizer))
     if text_encoder == "pretrained":  # no global RNG draws: the transformer's init below is the same either way
-        pretrain_text_encoder(encoder, tokenizer, text_steps, text_captions, seed, max_text_len)
+        pretrain_text_encoder(encoder, tokenizer, text_steps, text_captions, seed, max_text_len, text_unseen_words)
     encoder.save_pretrained(out / "text_encoder")
     CogVideoXDPMScheduler(**COGVIDEOX_SCHEDULER_CONFIG).save_pretrained(out / "scheduler")
     latent = vae.config.latent_channels
@@ -156,6 +159,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     p_base.add_argument("--text-steps", type=int, default=3000, help="pre-training steps of the T5 (3000)")
     p_base.add_argument("--text-captions", type=int, default=4096, help="pre-training captions (4096)")
+    p_base.add_argument(
+        "--text-unseen-words",
+        type=float,
+        default=0.15,
+        help="rate of colour/pattern words replaced by unseen-word embeddings in pre-training (0.15; the v1 run in "
+        "training since 2026-12-02 used 0, the code before that option existed)",
+    )
+    p_rep = sub.add_parser("text-report", help="pre-trained vs random tiny T5: attribute accuracy tables")
+    p_rep.add_argument("--steps", type=int, default=3000)
+    p_rep.add_argument("--seed", type=int, default=0)
+    p_rep.add_argument("--captions", type=int, default=4096, help="training captions (half wide, half demo)")
+    p_rep.add_argument("--test-captions", type=int, default=256, help="held-out captions per test set and style")
+    p_rep.add_argument("--long-random-steps", type=int, help="also a probe on the random encoder for this long")
+    p_rep.add_argument("--unseen-words", type=float, default=0.15, help="pre-training's unseen-word rate")
     p_exp = sub.add_parser("export", help="write the shipped pipeline folder")
     p_exp.add_argument("--base", type=Path, required=True)
     p_exp.add_argument("--transformer", type=Path, required=True, help="trained DynamiCtrl transformer folder")
@@ -164,6 +181,20 @@ def main(argv: list[str] | None = None) -> int:
     p_exp.add_argument("--clip-frames", type=int, default=9, help="default frames per clip of the pipeline (9)")
     args = parser.parse_args(argv)
     configure_logging()
+    if args.command == "text-report":
+        from dynamictrl.puppet.text_encoder import compare_with_random
+
+        print(
+            compare_with_random(
+                args.steps,
+                args.seed,
+                args.captions,
+                args.test_captions,
+                long_random_steps=args.long_random_steps,
+                unseen_words=args.unseen_words,
+            )
+        )
+        return 0
     if args.command == "base":
         existing_file("--vae", args.vae / "config.json", "a trained VAE folder, e.g. runs/vae-tiny-x4/vae")
         at_least("--text-steps", args.text_steps, 1)
@@ -180,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             args.text_encoder,
             args.text_steps,
             args.text_captions,
+            args.text_unseen_words,
         )
     else:
         export(args.base, args.transformer, args.out, args.dtype, args.clip_frames)

@@ -371,26 +371,3 @@ def compare_with_random(
         sim = shared_word_similarity(encoder, tokenizer, data, max_length)
         lines.append(f"| {name} | {out.std():.3f} | {out[mask].std():.3f} | {sim:.3f} |")
     return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    import argparse
-
-    parser = argparse.ArgumentParser(description="Pre-trained vs random tiny T5: attribute accuracy tables.")
-    parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--captions", type=int, default=4096, help="training captions (half wide, half demo)")
-    parser.add_argument("--test-captions", type=int, default=256, help="held-out captions per test set and style")
-    parser.add_argument("--long-random-steps", type=int, help="also a probe on the random encoder for this long")
-    parser.add_argument("--unseen-words", type=float, default=UNSEEN_WORDS, help="pre-training's unseen-word rate")
-    args = parser.parse_args()
-    print(
-        compare_with_random(
-            args.steps,
-            args.seed,
-            args.captions,
-            args.test_captions,
-            long_random_steps=args.long_random_steps,
-            unseen_words=args.unseen_words,
-        )
-    )
