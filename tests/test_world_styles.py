@@ -59,3 +59,16 @@ def test_original_styles_keep_the_renderer_default_stick_width():
 def test_vae_config_rejects_an_unknown_broad_style():
     with pytest.raises(ValueError, match="unknown style 'wild'"):
         VAETrainConfig(out_dir="x", broad_style="wild")
+
+
+@pytest.mark.parametrize("style", ["full", "wide"])
+def test_swapped_background_is_the_wall_its_caption_names(style):
+    for seed in range(40):
+        s = make_sample(seed, split="test", size=32, frames=1, style=style, render_pose=False, swap_background=True)
+        named = background_from_caption(s.caption)
+        wall = s.meta["background"]
+        assert (named.pattern, named.color, named.secondary) == (wall["pattern"], wall["color"], wall["secondary"]), (
+            seed,
+            s.caption,
+            wall,
+        )

@@ -9,7 +9,7 @@ import numpy as np
 
 from dynamictrl.pose.keypoints import NUM_BODY, PoseSequence
 from dynamictrl.pose.render import render_pose_sequence
-from dynamictrl.puppet.background import render_background, sample_background
+from dynamictrl.puppet.background import mortar_for, render_background, sample_background
 from dynamictrl.puppet.clothing import make_caption, pick_contrasting, sample_appearance
 from dynamictrl.puppet.draw import EYE_VISIBLE, build_parts, rasterize
 from dynamictrl.puppet.motion import MOTION_FAMILIES, SPLITS, check_split, sample_motion
@@ -137,9 +137,14 @@ def make_sample(
         colors = BACKGROUND_COLORS_DEMO if style == "demo" else BACKGROUND_COLORS_FULL
         colors = colors if table is None else table.wall_colors
         walls = [c for c in colors if c != background.color]
+        new_color = pick_contrasting(swap_rng, walls, [look.shirt_color, look.bottom_color])
+        # sky and grass have a fixed colour in their caption ("a blue sky ..."): they become a plain wall
+        pattern = "plain" if background.pattern in ("sky", "grass") else background.pattern
+        secondary = None if pattern == "plain" else background.secondary
+        secondary = mortar_for(new_color) if pattern == "brick" else secondary
         swapped_from, background = (
             background,
-            replace(background, color=pick_contrasting(swap_rng, walls, [look.shirt_color, look.bottom_color])),
+            replace(background, pattern=pattern, color=new_color, secondary=secondary),
         )
 
     scale = person * height / standing_height(body)  # pixels per body unit
