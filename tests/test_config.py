@@ -19,6 +19,7 @@ ABLATIONS = {  # config -> (pose_control, use_text)
     "masked_background.yaml": ("padaln", True),
     "tiny_cpu.yaml": ("padaln", True),
     "tiny_puppet.yaml": ("padaln", True),
+    "tiny_puppet_v1.yaml": ("padaln", True),
 }
 
 
@@ -83,7 +84,26 @@ def _flat(cfg) -> dict:
 
 def test_every_shipped_config_is_covered():
     assert {p.name for p in TRAIN_CONFIGS} == set(ABLATIONS)
-    assert set(DOCUMENTED_DELTAS) == set(ABLATIONS) - {"padaln.yaml", "tiny_cpu.yaml", "tiny_puppet.yaml"}
+    assert set(DOCUMENTED_DELTAS) == set(ABLATIONS) - {
+        "padaln.yaml",
+        "tiny_cpu.yaml",
+        "tiny_puppet.yaml",
+        "tiny_puppet_v1.yaml",
+    }
+
+
+def test_embedded_v1_recipe_is_v0s_plus_exactly_its_commented_keys():
+    path = REPO / "configs/train/tiny_puppet_v1.yaml"
+    assert OmegaConf.load(path).base == "tiny_puppet.yaml"
+    base, v1 = _flat(load_config(REPO / "configs/train/tiny_puppet.yaml")), _flat(load_config(path))
+    assert {key: value for key, value in v1.items() if value != base[key]} == {
+        "model.base_path": "runs/tiny-base-v1",
+        "data.root": "data/puppet-v1/train",
+        "data.latents": "data/puppet-v1/train/latents9",
+        "data.reference_mask_prob": 0.35,
+        "train.output_dir": "runs/tiny_puppet_v1",
+        "train.max_steps": 12000,
+    }
 
 
 @pytest.mark.parametrize("name", sorted(DOCUMENTED_DELTAS))

@@ -159,7 +159,7 @@ def test_trainer_imports_no_model_or_dataset_class_only_the_spec():
 
 
 def test_prepare_dataset_encodes_with_encode_clip_and_writes_with_the_cache_writer():
-    text = (ROOT / "tools/prepare_dataset.py").read_text()
+    text = (ROOT / "dynamictrl/cli/prepare_dataset.py").read_text()
     assert "encode_clip(" in text and "LatentCacheWriter(" in text
     for own in ("encode_video", "encode_reference", "save_file", 'index.json"'):
         assert own not in text, own
