@@ -175,3 +175,7 @@ def test_base_refuses_zero_text_steps_in_one_line(vae_dir, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --text-steps 0") and "\n" not in err
     assert not (tmp_path / "b").exists()
+
+
+def test_command_default_unseen_word_rate_is_the_pretraining_default():
+    assert build_tiny_model.TEXT_UNSEEN_WORDS == te.UNSEEN_WORDS

@@ -72,3 +72,15 @@ def test_swapped_background_is_the_wall_its_caption_names(style):
             s.caption,
             wall,
         )
+
+
+def test_recoloured_background_keeps_its_pattern_unless_the_caption_fixes_the_colour():
+    from dynamictrl.puppet.background import BackgroundSpec, mortar_for
+
+    stripes = BackgroundSpec("vstripes", "red", "white", 0.01, 5, (0.1, 0.2))
+    assert stripes.with_color("blue") == BackgroundSpec("vstripes", "blue", "white", 0.01, 5, (0.1, 0.2))
+    sky = BackgroundSpec("sky", "blue", "white", 0.0, 3, (0.0, 0.0))
+    assert (sky.with_color("pink").pattern, sky.with_color("pink").secondary) == ("plain", None)
+    assert BackgroundSpec("brick", "red", "white", 0.0, 3, (0.0, 0.0)).with_color("white").secondary == mortar_for(
+        "white"
+    )

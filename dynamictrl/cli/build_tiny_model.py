@@ -25,6 +25,8 @@ from pathlib import Path
 from dynamictrl.cli import ArgumentParser, at_least, configure_logging, existing_file, run_cli
 
 TEXT_ENCODERS = ("pretrained", "random")
+#: dynamictrl.puppet.text_encoder.UNSEEN_WORDS, written out so --help needs no torch (a test checks they agree)
+TEXT_UNSEEN_WORDS = 0.15
 
 
 def pretrain_text_encoder(
@@ -55,7 +57,7 @@ def build_base(
     text_encoder: str = "pretrained",
     text_steps: int = 3000,
     text_captions: int = 4096,
-    text_unseen_words: float = 0.15,
+    text_unseen_words: float = TEXT_UNSEEN_WORDS,
 ) -> None:
     import torch
     from diffusers import AutoencoderKLCogVideoX, CogVideoXDPMScheduler, CogVideoXTransformer3DModel
@@ -162,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     p_base.add_argument(
         "--text-unseen-words",
         type=float,
-        default=0.15,
+        default=TEXT_UNSEEN_WORDS,
         help="rate of colour/pattern words replaced by unseen-word embeddings in pre-training (0.15; the v1 run in "
         "training since 2026-12-02 used 0, the code before that option existed)",
     )
@@ -172,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     p_rep.add_argument("--captions", type=int, default=4096, help="training captions (half wide, half demo)")
     p_rep.add_argument("--test-captions", type=int, default=256, help="held-out captions per test set and style")
     p_rep.add_argument("--long-random-steps", type=int, help="also a probe on the random encoder for this long")
-    p_rep.add_argument("--unseen-words", type=float, default=0.15, help="pre-training's unseen-word rate")
+    p_rep.add_argument("--unseen-words", type=float, default=TEXT_UNSEEN_WORDS, help="pre-training's unseen-word rate")
     p_exp = sub.add_parser("export", help="write the shipped pipeline folder")
     p_exp.add_argument("--base", type=Path, required=True)
     p_exp.add_argument("--transformer", type=Path, required=True, help="trained DynamiCtrl transformer folder")

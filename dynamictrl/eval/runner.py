@@ -198,6 +198,11 @@ def read_gt_parts(path: Path, gt: np.ndarray, gt_path: Path) -> dict:
     }
 
 
+def _first_names(names: list[str], shown: int = 5) -> str:
+    """``"a, b, c, d, e..."``: the first ``shown`` names of a list for a note."""
+    return ", ".join(names[:shown]) + ("..." if len(names) > shown else "")
+
+
 def _check_same(
     ref: np.ndarray,
     other: np.ndarray,
@@ -372,13 +377,13 @@ def evaluate(
     if videos_without_mask:
         notes.append(
             f"no person mask in {masks_dir} for {len(videos_without_mask)} of {len(names)} videos "
-            f"({', '.join(videos_without_mask[:5])}{'...' if len(videos_without_mask) > 5 else ''}): "
+            f"({_first_names(videos_without_mask)}): "
             "foreground/background, silhouette, background and drift metrics skipped for them"
         )
     if videos_without_parts:
         notes.append(
             f"no part labels in {gt_dir / 'parts'} for {len(videos_without_parts)} of {len(names)} videos "
-            f"({', '.join(videos_without_parts[:5])}{'...' if len(videos_without_parts) > 5 else ''}): arm IoU and "
+            f"({_first_names(videos_without_parts)}): arm IoU and "
             "arm keypoint hits skipped for them (puppet-world datasets written before part labels existed: "
             "regenerate them with tools/make_synthetic.py)"
         )

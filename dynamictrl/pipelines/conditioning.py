@@ -106,11 +106,15 @@ def vae_encode(vae, x: torch.Tensor, cache=None, kind: str = "vae"):
     encoder. Sampling stays with the caller's generator, so the latents, and the generator's state afterwards, are
     those of an uncached call: the cache is exact.
     """
-    if cache is None:
+
+    def encode():
         return vae.encode(x.to(device=vae.device, dtype=vae.dtype))
 
+    if cache is None:
+        return encode()
+
     def compute():
-        output = vae.encode(x.to(device=vae.device, dtype=vae.dtype))
+        output = encode()
         posterior = getattr(output, "latent_dist", None)
         # keep only the encoder's output: the posterior's std/var are recomputed from it bit for bit (half the memory)
         return posterior.parameters if isinstance(posterior, DiagonalGaussianDistribution) else output

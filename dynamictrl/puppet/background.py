@@ -7,7 +7,7 @@ at every resolution and a pan is just an offset of those coordinates (sub-pixel,
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -67,6 +67,13 @@ class BackgroundSpec:
         if self.pattern == "brick":
             return _MORTAR[self.secondary]
         return None if self.secondary is None else COLORS[self.secondary]
+
+    def with_color(self, color: str) -> BackgroundSpec:
+        """This background with another main colour, still exactly what its caption names: sky and grass (whose
+        captions fix their colour) become a plain wall, a brick wall takes that colour's mortar."""
+        pattern = "plain" if self.pattern in ("sky", "grass") else self.pattern
+        secondary = {"plain": None, "brick": mortar_for(color)}.get(pattern, self.secondary)
+        return replace(self, pattern=pattern, color=color, secondary=secondary)
 
     def to_meta(self) -> dict:
         """JSON-ready attributes (what the evaluation harness checks a generated background against)."""

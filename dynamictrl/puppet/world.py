@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from dynamictrl.pose.keypoints import NUM_BODY, PoseSequence
 from dynamictrl.pose.render import render_pose_sequence
-from dynamictrl.puppet.background import mortar_for, render_background, sample_background
+from dynamictrl.puppet.background import render_background, sample_background
 from dynamictrl.puppet.clothing import make_caption, pick_contrasting, sample_appearance
 from dynamictrl.puppet.draw import EYE_VISIBLE, build_parts, rasterize
 from dynamictrl.puppet.motion import MOTION_FAMILIES, SPLITS, check_split, sample_motion
@@ -134,18 +134,13 @@ def make_sample(
         ref_background = sample_background(ref_rng, style, allow_pan=False)
     swapped_from = None
     if swap_background:  # a new wall colour that differs from the old one and stands out from the clothes
-        colors = BACKGROUND_COLORS_DEMO if style == "demo" else BACKGROUND_COLORS_FULL
-        colors = colors if table is None else table.wall_colors
+        if table is not None:
+            colors = table.wall_colors
+        else:
+            colors = BACKGROUND_COLORS_DEMO if style == "demo" else BACKGROUND_COLORS_FULL
         walls = [c for c in colors if c != background.color]
         new_color = pick_contrasting(swap_rng, walls, [look.shirt_color, look.bottom_color])
-        # sky and grass have a fixed colour in their caption ("a blue sky ..."): they become a plain wall
-        pattern = "plain" if background.pattern in ("sky", "grass") else background.pattern
-        secondary = None if pattern == "plain" else background.secondary
-        secondary = mortar_for(new_color) if pattern == "brick" else secondary
-        swapped_from, background = (
-            background,
-            replace(background, pattern=pattern, color=new_color, secondary=secondary),
-        )
+        swapped_from, background = background, background.with_color(new_color)
 
     scale = person * height / standing_height(body)  # pixels per body unit
     ground_px = ground * height
