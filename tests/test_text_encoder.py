@@ -179,3 +179,12 @@ def test_base_refuses_zero_text_steps_in_one_line(vae_dir, tmp_path, capsys):
 
 def test_command_default_unseen_word_rate_is_the_pretraining_default():
     assert build_tiny_model.TEXT_UNSEEN_WORDS == te.UNSEEN_WORDS
+
+
+@pytest.mark.parametrize(("command", "flag"), [("base", "--text-unseen-words"), ("text-report", "--unseen-words")])
+def test_unseen_word_rate_outside_0_to_1_is_a_one_line_error(vae_dir, tmp_path, capsys, command, flag):
+    args = [command, flag, "1.5"] + (["--vae", str(vae_dir), "--out", str(tmp_path / "b")] if command == "base" else [])
+    assert build_tiny_model.main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {flag} 1.5") and "a rate from 0 to 1" in err and "\n" not in err
+    assert not (tmp_path / "b").exists()

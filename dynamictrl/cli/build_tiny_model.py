@@ -23,10 +23,16 @@ from pathlib import Path
 
 # no torch at import: --help stays fast
 from dynamictrl.cli import ArgumentParser, at_least, configure_logging, existing_file, run_cli
+from dynamictrl.errors import UserError
 
 TEXT_ENCODERS = ("pretrained", "random")
 #: dynamictrl.puppet.text_encoder.UNSEEN_WORDS, written out so --help needs no torch (a test checks they agree)
 TEXT_UNSEEN_WORDS = 0.15
+
+
+def unseen_word_rate(flag: str, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise UserError(f"{flag} {value}", "a rate from 0 to 1")
 
 
 def pretrain_text_encoder(
@@ -184,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging()
     if args.command == "text-report":
+        unseen_word_rate("--unseen-words", args.unseen_words)
         from dynamictrl.puppet.text_encoder import compare_with_random
 
         print(
@@ -201,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         existing_file("--vae", args.vae / "config.json", "a trained VAE folder, e.g. runs/vae-tiny-x4/vae")
         at_least("--text-steps", args.text_steps, 1)
         at_least("--text-captions", args.text_captions, 2)
+        unseen_word_rate("--text-unseen-words", args.text_unseen_words)
         build_base(
             args.vae,
             args.out,
